@@ -1,0 +1,228 @@
+"""The state of one kernel's MSL while it is generated: names, values, output lines.
+
+Each TTGIR value becomes a ``Var``: a scalar, a per-thread register array (the elements of a
+tensor this thread holds under the value's layout), or a *uniform* tensor whose elements all
+equal one scalar expression (splats and splat constants cost no registers).
+Lowering functions, one per op family, register themselves in ``LOWERINGS``.
+"""
+from __future__ import annotations
+
+import keyword
+import linecache
+import re
+from dataclasses import dataclass, field
+
+from triton_metal.codegen.layout import LinearLayout, bits_expr
+from triton_metal.codegen.types import msl_scalar
+from triton_metal.errors import UnsupportedOperationError, check_threadgroup_memory
+
+LOWERINGS: dict = {}
+
+
+def lowers(*names):
+    def register(fn):
+        for name in names:
+            LOWERINGS[name] = fn
+        return fn
+    return register
+
+
+@dataclass
+class Var:
+    name: str
+    ctype: str
+    nregs: int = 0  # 0: a scalar; otherwise the length of the register array
+    uniform: bool = False  # a tensor whose every element is `name`
+
+    def at(self, i) -> str:
+        return self.name if self.nregs == 0 or self.uniform else f"{self.name}[{i}]"
+
+    @property
+    def is_array(self) -> bool:
+        return self.nregs > 0 and not self.uniform
+
+
+_RESERVED = {
+    "kernel", "device", "constant", "threadgroup", "thread", "half", "bfloat", "float", "int", "uint", "bool",
+    "char", "short", "long", "vec", "min", "max", "abs", "exp", "log", "select", "lane", "simd", "program_id",
+    "num_programs", "i", "r", "metal", "precise", "fast", "sizeof", "namespace", "template", "using", "class",
+    "struct", "union", "auto", "register", "default", "switch", "case", "do", "goto", "signed", "unsigned",
+    "static", "extern", "inline", "volatile", "delete", "new", "this", "operator", "private", "public",
+    "protected", "friend", "virtual", "typename", "typedef", "enum", "main", "scratch", "true", "false",
+}
+
+
+def paren(expr: str) -> str:
+    """`expr` as an operand of a binary operator: wrapped unless atomic or already wrapped."""
+    if re.fullmatch(r"[A-Za-z0-9_.\[\]]+", expr):
+        return expr
+    if expr.startswith("(") and expr.endswith(")"):
+        depth = 0
+        for k, ch in enumerate(expr):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and k < len(expr) - 1:
+                break
+        else:
+            return expr
+    return f"({expr})"
+
+
+def source_line(location: str) -> str:
+    """`file:line:col` plus the source line and a caret, for error messages."""
+    m = re.match(r"(.*):(\d+):(\d+)$", location or "")
+    if not m:
+        return location
+    path, line, col = m.group(1), int(m.group(2)), int(m.group(3))
+    text = linecache.getline(path, line).rstrip()
+    if not text:
+        return location
+    return f"{location}\n    {text}\n    {' ' * max(col - 1, 0)}^"
+
+
+@dataclass
+class KernelEmitter:
+    name: str
+    options: object
+    lines: list = field(default_factory=list)
+    prologue: list = field(default_factory=list)
+    helpers: list = field(default_factory=list)
+    vars: dict = field(default_factory=dict)
+    depth: int = 1
+    scratch_bytes: int = 0
+    _used_names: set = field(default_factory=set)
+    _layout_names: dict = field(default_factory=dict)
+    last_location: str = ""
+
+    # ---- names and output -------------------------------------------------------------------
+    def fresh(self, hint: str = "") -> str:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", hint or "v") or "v"
+        if base[0].isdigit() or base in _RESERVED or keyword.iskeyword(base) or base.startswith("tm_"):
+            base = f"v_{base}"
+        name, n = base, 0
+        while name in self._used_names:
+            n += 1
+            name = f"{base}_{n}"
+        self._used_names.add(name)
+        return name
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    def unsupported(self, op, reason: str = "", alternative: str = ""):
+        return UnsupportedOperationError(op.name if hasattr(op, "name") else str(op),
+                                         source_line(getattr(op, "location", "") or self.last_location),
+                                         reason, alternative)
+
+    # ---- values ---------------------------------------------------------------------------
+    def var(self, value) -> Var:
+        return self.vars[value.id]
+
+    def ctype(self, value, unsigned: bool = False) -> str:
+        element = value.type.element
+        if element == "f64" or element == "!tt.ptr<f64>":
+            raise UnsupportedOperationError(
+                "fp64 arithmetic", source_line(self.last_location),
+                "Apple GPUs have no 64-bit floating point", "use float32 tensors (x.to(torch.float32))")
+        try:
+            return msl_scalar(element, unsigned)
+        except KeyError:
+            raise UnsupportedOperationError(f"type {element}", source_line(self.last_location),
+                                            "no Metal equivalent") from None
+
+    def nregs(self, value) -> int:
+        return value.layout.num_regs if value.type.is_tensor else 0
+
+    def define(self, value, exprs, hint: str = "") -> Var:
+        """Define `value` from one MSL expression (a scalar or uniform tensor), or from a function
+        of the register index ``i`` (a register array, written as a loop)."""
+        ctype = self.ctype(value)
+        name = self.fresh(hint or value.name_hint)
+        if isinstance(exprs, str):
+            var = Var(name, ctype, self.nregs(value), uniform=value.type.is_tensor)
+            self.emit(f"{ctype} {name} = {exprs};")
+        else:
+            n = self.nregs(value)
+            var = Var(name, ctype, n)
+            self.emit(f"{ctype} {name}[{n}];")
+            self.emit_loop(n, lambda i: f"{name}[{i}] = {exprs(i)};")
+        self.vars[value.id] = var
+        return var
+
+    def alias(self, value, var: Var) -> Var:
+        self.vars[value.id] = var
+        return var
+
+    def declare_array(self, value, hint: str = "") -> Var:
+        n = self.nregs(value)
+        var = Var(self.fresh(hint or value.name_hint), self.ctype(value), n)
+        self.emit(f"{var.ctype} {var.name}[{n}];" if n else f"{var.ctype} {var.name};")
+        return var
+
+    def emit_loop(self, n: int, body) -> None:
+        """One statement per register: ``body(i)`` is its text for register expression ``i``."""
+        if n == 1:
+            self.emit(body("0"))
+        else:
+            self.emit(f"for (uint i = 0; i < {n}; ++i) {body('i')}")
+
+    def assign(self, dst: Var, src: Var) -> None:
+        if dst.nregs == 0:
+            self.emit(f"{dst.name} = {src.at(0)};")
+        else:
+            self.emit_loop(dst.nregs, lambda i: f"{dst.name}[{i}] = {src.at(i)};")
+
+    # ---- layouts --------------------------------------------------------------------------
+    def thread_coord(self, layout: LinearLayout, dim: int) -> str:
+        """Name of the prologue variable holding this thread's coordinate part along `dim`."""
+        key = (layout, dim)
+        if key not in self._layout_names:
+            lane = bits_expr("lane", layout.lane_bases, dim)
+            warp = bits_expr("simd", layout.warp_bases, dim)
+            expr = " ^ ".join(e for e in (lane, warp) if e != "0") or "0"
+            if expr == "0":
+                self._layout_names[key] = "0"
+            else:
+                name = self.fresh(f"thread_coord{len(self._layout_names)}_d{dim}")
+                shape = "x".join(map(str, layout.shape))
+                self.prologue.append(f"    const int {name} = {expr};  // tensor<{shape}>, dim {dim}")
+                self._layout_names[key] = name
+        return self._layout_names[key]
+
+    def coord_expr(self, layout: LinearLayout, dim: int, reg: str = "i") -> str:
+        """MSL expression of the coordinate along `dim` of register `reg` of this thread."""
+        if reg.isdigit():
+            reg_part = str(layout.reg_coords[int(reg)][dim])
+        else:
+            reg_part = bits_expr(reg, layout.reg_bases, dim)
+        thread = self.thread_coord(layout, dim)
+        parts = [p for p in (reg_part, thread) if p != "0"]
+        if not parts:
+            return "0"
+        # Parenthesised whenever it contains `^`, which binds more loosely than `+` and `*`.
+        return f"({' ^ '.join(parts)})" if len(parts) > 1 or "^" in parts[0] else parts[0]
+
+    # ---- threadgroup memory ------------------------------------------------------------------
+    def scratch(self, ctype: str, nbytes: int, offset: int = 0) -> str:
+        """A pointer expression into the kernel's threadgroup scratch memory (`nbytes` in use)."""
+        self.scratch_bytes = max(self.scratch_bytes, nbytes)
+        check_threadgroup_memory(self.scratch_bytes)
+        if offset:
+            return f"(threadgroup {ctype}*)((threadgroup char*)tm_scratch + {offset})"
+        return f"(threadgroup {ctype}*)tm_scratch"
+
+    def barrier(self) -> None:
+        self.emit("threadgroup_barrier(mem_flags::mem_threadgroup);")
+
+    # ---- ops ------------------------------------------------------------------------------
+    def lower_block(self, block) -> None:
+        for op in block.ops:
+            self.lower_op(op)
+
+    def lower_op(self, op) -> None:
+        if op.location:
+            self.last_location = op.location
+        fn = LOWERINGS.get(op.name)
+        if fn is None:
+            raise self.unsupported(op)
+        fn(self, op)

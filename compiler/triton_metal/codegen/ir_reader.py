@@ -1,0 +1,134 @@
+"""Reads a TTGIR module through Triton's Python bindings into a small tree we can lower.
+
+The bindings walk ops post-order and expose operands, results, attributes and regions, but not
+the ordered op list of a block, dense constant payloads or parsed layouts. We rebuild the block
+structure from the walk (ops of a block are visited in order), read constants from the module
+text (constants are visited in text order), and get layouts as typed linear layouts from Gluon's
+builder.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from triton._C.libtriton import gluon_ir
+
+from triton_metal.codegen.layout import LinearLayout
+from triton_metal.codegen.types import TensorType, parse_type
+
+
+@dataclass
+class Value:
+    id: int
+    type: TensorType
+    name_hint: str = ""
+    layout: LinearLayout | None = None
+    location: str = ""
+
+
+@dataclass
+class Block:
+    args: list
+    ops: list = field(default_factory=list)
+
+
+@dataclass
+class Op:
+    name: str
+    handle: object  # the binding's operation, for attribute look-ups
+    operands: list
+    results: list
+    regions: list  # of Block (one block per region: we do not run scf-to-cf)
+    location: str = ""
+    constant_text: str = ""
+
+    def int_attr(self, name: str):
+        return self.handle.get_int_attr(name)
+
+    def bool_attr(self, name: str):
+        return self.handle.get_bool_attr(name)
+
+    def str_attr(self, name: str):
+        return self.handle.get_str_attr(name)
+
+
+_LOC_NAME = re.compile(r'"([A-Za-z_][A-Za-z0-9_]*)"\(')
+_LOC_FILE = re.compile(r'"([^"]+)":(\d+):(\d+)')
+_CONSTANT_LINE = re.compile(r"=\s*arith\.constant\s+(.*?)\s*(?:loc\(|$)")
+
+
+def location_of(loc_text: str) -> str:
+    """`file:line:col` of the innermost user frame of an MLIR location (the last one printed)."""
+    frames = _LOC_FILE.findall(loc_text)
+    user = [f for f in frames if "/triton/language/" not in f[0]]
+    path, line, col = (user or frames or [("", 0, 0)])[-1]
+    return f"{path}:{line}:{col}" if path else ""
+
+
+def name_hint_of(loc_text: str) -> str:
+    m = _LOC_NAME.search(loc_text)
+    return m.group(1) if m else ""
+
+
+class ModuleReader:
+
+    def __init__(self, mod):
+        self.mod = mod
+        self.builder = gluon_ir.GluonOpBuilder(mod.context)
+        self.values: dict[int, Value] = {}
+        self._layouts: dict[tuple, LinearLayout] = {}
+
+    def value(self, handle) -> Value:
+        vid = handle.id()
+        if vid not in self.values:
+            type_text = str(handle.get_type())
+            ty = parse_type(type_text)
+            layout = None
+            if ty.is_tensor and ty.encoding:
+                layout = self._layout(handle, ty)
+            loc = str(handle.get_loc())
+            self.values[vid] = Value(vid, ty, name_hint_of(loc), layout, location_of(loc))
+        return self.values[vid]
+
+    def _layout(self, handle, ty: TensorType) -> LinearLayout:
+        key = (ty.encoding, ty.shape)
+        if key not in self._layouts:
+            gl = self.builder.get_gluon_layout_from_tensor(handle)
+            ll = self.builder.to_linear_layout(gl._to_ir(self.builder), list(ty.shape))
+            self._layouts[key] = LinearLayout.from_bases(ty.shape, ll.reg_bases, ll.lane_bases, ll.warp_bases)
+        return self._layouts[key]
+
+    def read(self):
+        """Returns (function Op, list of argument Values) of the entry kernel."""
+        blocks: dict[int, Block] = {}  # region id -> its (single) block
+        constants = [m.group(1) for m in map(_CONSTANT_LINE.search, self.mod.str_nodebug().splitlines()) if m]
+        const_iter = iter(constants)
+        func_op = None
+
+        def visit(h):
+            nonlocal func_op
+            name = h.get_name()
+            if name == "builtin.module":
+                return
+            block = h.get_block()
+            region_id = block.get_parent().id()
+            if region_id not in blocks:
+                args = [self.value(block.arg(i)) for i in range(block.get_num_arguments())]
+                blocks[region_id] = Block(args)
+            results = [self.value(h.get_result(i)) for i in range(h.get_num_results())]
+            operands = [self.value(h.get_operand(i)) for i in range(h.get_num_operands())]
+            regions = []
+            for i in range(h.get_num_regions()):
+                rid = h.get_region(i).id()
+                regions.append(blocks.pop(rid, Block([])))
+            loc = location_of(str(h.get_result(0).get_loc())) if results else ""
+            op = Op(name, h, operands, results, regions, loc)
+            if name == "arith.constant":
+                op.constant_text = next(const_iter, "")
+            if name == "tt.func":
+                func_op = op
+            else:
+                blocks[region_id].ops.append(op)
+
+        self.mod.walk(visit)
+        return func_op

@@ -1,0 +1,154 @@
+"""Elementwise ops: arithmetic, math, comparisons, casts, constants, splat, program ids."""
+from __future__ import annotations
+
+import math
+import re
+import struct
+
+from triton_metal.codegen import msl_ops
+from triton_metal.codegen.emitter import Var, lowers
+from triton_metal.codegen.types import BITWIDTH, FLOATS, msl_scalar
+
+
+def _math_prefix(em, element: str) -> str:
+    if element != "f32":
+        return ""  # half and bfloat use metal:: (bfloat is computed in float, see below)
+    return "fast::" if em.options.fast_math else "precise::"
+
+
+def _render(em, op, template: str) -> None:
+    """Render `template` per register over the op's operands into its (single) result."""
+    result = op.results[0]
+    operands = [em.var(v) for v in op.operands]
+    element = op.operands[0].type.element if op.operands else result.type.element
+    unsigned = [msl_scalar(v.type.element, unsigned=True) if not v.type.is_pointer and v.type.element
+                not in FLOATS else "" for v in op.operands]
+    bf16_math = element == "bf16" and "{f}" in template
+
+    def text(i):
+        args = [f"float({o.at(i)})" if bf16_math else o.at(i) for o in operands]
+        uargs = {f"u{k}": f"{u}({a})" if u else a for k, (u, a) in enumerate(zip(unsigned, args))}
+        out = template.format(*args, f=_math_prefix(em, "f32" if bf16_math else element), **uargs)
+        return f"bfloat({out})" if bf16_math else out
+
+    if all(not o.is_array for o in operands):
+        em.define(result, text(0))
+    else:
+        em.define(result, text)
+
+
+def _lower_table(table):
+    def lower(em, op):
+        _render(em, op, table[op.name])
+    return lower
+
+
+lowers(*msl_ops.BINARY)(_lower_table(msl_ops.BINARY))
+lowers(*msl_ops.UNARY)(_lower_table(msl_ops.UNARY))
+lowers(*msl_ops.TERNARY)(_lower_table(msl_ops.TERNARY))
+
+
+@lowers("arith.cmpi")
+def lower_cmpi(em, op):
+    _render(em, op, msl_ops.CMPI[op.int_attr("predicate")])
+
+
+@lowers("arith.cmpf")
+def lower_cmpf(em, op):
+    _render(em, op, msl_ops.CMPF[op.int_attr("predicate")])
+
+
+@lowers(*msl_ops.CASTS)
+def lower_cast(em, op):
+    src, dst = op.operands[0], op.results[0]
+    template = msl_ops.CASTS[op.name]
+    if op.name == "arith.extui" and src.type.element == "i1":
+        template = "{T}({0})"
+    unsigned = msl_scalar(src.type.element, unsigned=True) if src.type.element not in FLOATS else ""
+    template = template.replace("{T}", em.ctype(dst)).replace("{U}", unsigned)
+    if dst.type.element == "i1" and op.name == "arith.trunci":
+        template = "bool({0} & 1)"
+    _render(em, op, template)
+
+
+# ---- constants -----------------------------------------------------------------------------
+_DENSE = re.compile(r"^dense<(.+)>\s*:")
+
+
+def _float_literal(value: float, element: str) -> str:
+    if math.isnan(value):
+        return "NAN"
+    if math.isinf(value):
+        return "INFINITY" if value > 0 else "-INFINITY"
+    text = repr(float(value))
+    return f"{text}f" if element == "f32" else f"{text}"
+
+
+def constant_literal(text: str, element: str) -> str:
+    """MSL literal of one MLIR constant attribute value (`1.000000e+00`, `0xFF800000`, `true`)."""
+    text = text.strip()
+    if element == "i1":
+        return "true" if text in ("true", "1") else "false"
+    if element in FLOATS:
+        if text.startswith("0x"):
+            bits = int(text, 16)
+            width = BITWIDTH[element]
+            if width == 32:
+                value = struct.unpack("<f", struct.pack("<I", bits))[0]
+            elif element == "f16":
+                value = struct.unpack("<e", struct.pack("<H", bits))[0]
+            else:  # bf16: the top half of an f32
+                value = struct.unpack("<f", struct.pack("<I", bits << 16))[0]
+        else:
+            value = float(text)
+        return _float_literal(value, element)
+    value = int(text, 0)
+    return f"{value}L" if element in ("i64", "index") and not -2**31 <= value < 2**31 else str(value)
+
+
+@lowers("arith.constant")
+def lower_constant(em, op):
+    result = op.results[0]
+    element = result.type.element
+    text = op.constant_text
+    m = _DENSE.match(text)
+    if m:
+        payload = m.group(1).strip()
+        if payload.startswith("["):
+            raise em.unsupported(op, "non-splat dense tensor constants are not lowered yet")
+        literal = constant_literal(payload.strip('"'), element)
+    else:
+        literal = constant_literal(text.split(":")[0], element)
+    ctype = em.ctype(result)
+    # Constants are inlined as literals: `pid * 256` reads better than a named variable.
+    literal = literal if ctype in ("float", "int", "bool", "long") else f"{ctype}({literal})"
+    em.alias(result, Var(literal, ctype, em.nregs(result), uniform=result.type.is_tensor))
+
+
+@lowers("tt.splat")
+def lower_splat(em, op):
+    src = em.var(op.operands[0])
+    em.alias(op.results[0], type(src)(src.name, src.ctype, em.nregs(op.results[0]), uniform=True))
+
+
+@lowers("tt.get_program_id")
+def lower_program_id(em, op):
+    em.define(op.results[0], f"int(program_id.{'xyz'[op.int_attr('axis')]})", op.results[0].name_hint or "pid")
+
+
+@lowers("tt.get_num_programs")
+def lower_num_programs(em, op):
+    em.define(op.results[0], f"int(num_programs.{'xyz'[op.int_attr('axis')]})",
+              op.results[0].name_hint or "num_pids")
+
+
+@lowers("tt.make_range")
+def lower_make_range(em, op):
+    result = op.results[0]
+    start = op.int_attr("start")
+    layout = result.layout
+
+    def text(i):
+        coord = em.coord_expr(layout, 0, i)
+        return coord if start == 0 else f"{start} + {coord}"
+    em.define(result, text)

@@ -1,0 +1,127 @@
+"""Ops that move elements between layouts or shapes: expand_dims, broadcast, convert_layout.
+
+All use one mechanism. `project` maps a coordinate of the result to the coordinate of the source
+element it takes. When every lane and simdgroup of the result holds (after projection) what it
+held in the source, the op is a compile-time renaming of registers; otherwise the elements go
+through threadgroup memory.
+"""
+from __future__ import annotations
+
+from triton_metal.codegen.emitter import lowers, paren
+from triton_metal.codegen.layout import bits_expr
+
+
+def _register_map(src_layout, dst_layout, project):
+    """For each result register, the source register holding its element, or None if impossible."""
+    for dst_bases, src_bases in ((dst_layout.lane_bases, src_layout.lane_bases),
+                                 (dst_layout.warp_bases, src_layout.warp_bases)):
+        if len(dst_bases) != len(src_bases):
+            return None
+        if any(project(d) != tuple(s) for d, s in zip(dst_bases, src_bases)):
+            return None
+    index = {c: r for r, c in reversed(list(enumerate(src_layout.reg_coords)))}
+    mapping = [index.get(project(c)) for c in dst_layout.reg_coords]
+    return None if None in mapping else mapping
+
+
+def _index_expr(mapping) -> str | None:
+    """`mapping` as an expression of `i` when it is linear over the bits of i, else None."""
+    n = len(mapping)
+    bits = n.bit_length() - 1
+    bases = [(mapping[1 << b],) for b in range(bits)]
+    for i, m in enumerate(mapping):
+        x = 0
+        for b in range(bits):
+            if i >> b & 1:
+                x ^= bases[b][0]
+        if x != m:
+            return None
+    return bits_expr("i", bases, 0)
+
+
+def relayout(em, src_value, dst_value, project):
+    src = em.var(src_value)
+    if not src.is_array:
+        return em.alias(dst_value, type(src)(src.name, src.ctype, em.nregs(dst_value), uniform=True))
+    src_layout, dst_layout = src_value.layout, dst_value.layout
+    mapping = _register_map(src_layout, dst_layout, project)
+    if mapping is not None:
+        expr = _index_expr(mapping)
+        if expr is not None:
+            return em.define(dst_value, lambda i: f"{src.name}[{expr if i == 'i' else mapping[int(i)]}]")
+        var = em.declare_array(dst_value)
+        for r, s in enumerate(mapping):
+            em.emit(f"{var.name}[{r}] = {src.name}[{s}];")
+        return em.alias(dst_value, var)
+    return _through_threadgroup_memory(em, src, src_value, dst_value, project)
+
+
+def _linear(shape, coord_exprs) -> str:
+    terms, stride = [], 1
+    for dim in reversed(range(len(shape))):
+        if shape[dim] > 1:
+            terms.append(coord_exprs[dim] if stride == 1 else f"{paren(coord_exprs[dim])} * {stride}")
+        stride *= shape[dim]
+    return " + ".join(reversed(terms)) or "0"
+
+
+def _through_threadgroup_memory(em, src, src_value, dst_value, project):
+    src_layout, dst_layout = src_value.layout, dst_value.layout
+    shape = src_value.type.shape
+    ctype = src.ctype
+    ptr = em.fresh("staging")
+    numel = src_value.type.numel
+    em.emit(f"threadgroup {ctype}* {ptr} = {em.scratch(ctype, numel * _sizeof(ctype))};")
+    em.emit_loop(src.nregs, lambda i: f"{ptr}[{_linear(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))])}] = {src.at(i)};")
+    em.barrier()
+
+    def read(i):
+        dst_coord = [em.coord_expr(dst_layout, d, i) for d in range(dst_layout.rank)]
+        src_coord = project_exprs(project, dst_coord, len(shape))
+        return f"{ptr}[{_linear(shape, src_coord)}]"
+    var = em.define(dst_value, read)
+    em.barrier()
+    return var
+
+
+def project_exprs(project, coord_exprs, src_rank):
+    """Apply `project` (defined on integer coordinates) to coordinate expressions.
+
+    Projections here only drop, zero or keep dimensions, so probing with unit vectors tells
+    which result dimension each source dimension comes from.
+    """
+    rank = len(coord_exprs)
+    out = ["0"] * src_rank
+    for d in range(rank):
+        probe = tuple(1 if k == d else 0 for k in range(rank))
+        image = project(probe)
+        for s, v in enumerate(image):
+            if v:
+                out[s] = coord_exprs[d]
+    return out
+
+
+_SIZES = {"bool": 1, "char": 1, "uchar": 1, "short": 2, "ushort": 2, "half": 2, "bfloat": 2,
+          "int": 4, "uint": 4, "float": 4, "long": 8, "ulong": 8}
+
+
+def _sizeof(ctype: str) -> int:
+    return 8 if ctype.endswith("*") else _SIZES[ctype]
+
+
+@lowers("tt.expand_dims")
+def lower_expand_dims(em, op):
+    axis = op.int_attr("axis")
+    relayout(em, op.operands[0], op.results[0], lambda c: tuple(c[:axis]) + tuple(c[axis + 1:]))
+
+
+@lowers("tt.broadcast")
+def lower_broadcast(em, op):
+    src_shape = op.operands[0].type.shape
+    relayout(em, op.operands[0], op.results[0],
+             lambda c: tuple(0 if n == 1 else x for x, n in zip(c, src_shape)))
+
+
+@lowers("ttg.convert_layout")
+def lower_convert_layout(em, op):
+    relayout(em, op.operands[0], op.results[0], tuple)

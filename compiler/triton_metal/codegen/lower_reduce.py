@@ -1,0 +1,252 @@
+"""tt.reduce along any axis, with the user's combine function, in three steps:
+
+1. within a thread: fold the registers that share all coordinates but the axis;
+2. across lanes: a butterfly of ``simd_shuffle_xor`` over the lane bits that move along the axis;
+3. across simdgroups: partials through threadgroup memory, folded in simdgroup order.
+
+The combine region becomes an inline MSL function ``combine(acc..., x...)`` that folds ``x`` into
+``acc``; ``acc`` always holds the elements with the lower axis coordinates, so combine functions
+that are not commutative (argmin's tie rule) see their operands in order.
+"""
+from __future__ import annotations
+
+from itertools import pairwise
+
+from triton_metal.codegen.emitter import Var, lowers
+from triton_metal.codegen.layout import bits_expr
+from triton_metal.codegen.lower_layout import _sizeof
+
+
+def emit_combine_function(em, op, hint: str) -> str:
+    """Emit the combine region of `op` as an inline function; returns its name."""
+    block = op.regions[0]
+    k = len(op.operands)
+    name = em.fresh(f"{hint}_combine")
+    saved = em.lines, em.depth
+    em.lines, em.depth = [], 1
+    params = []
+    for j, arg in enumerate(block.args):
+        ctype = em.ctype(arg)
+        pname = f"acc{j}" if j < k else f"x{j - k}"
+        params.append(f"thread {ctype}& {pname}" if j < k else f"{ctype} {pname}")
+        em.vars[arg.id] = Var(pname, ctype)
+    terminator = block.ops[-1]
+    for inner in block.ops[:-1]:
+        em.lower_op(inner)
+    results = [em.var(v) for v in terminator.operands]
+    temps = []
+    for j, res in enumerate(results):
+        temps.append(f"r{j}")
+        em.emit(f"{res.ctype} r{j} = {res.name};")
+    for j, t in enumerate(temps):
+        em.emit(f"acc{j} = {t};")
+    body = em.lines
+    em.lines, em.depth = saved
+    header = f"// combine function of tt.reduce at {op.location}" if op.location else ""
+    em.helpers.append("\n".join(([header] if header else []) + [f"inline void {name}({', '.join(params)}) {{"] +
+                                body + ["}"]))
+    return name
+
+
+def _groups(layout, axis):
+    """Registers grouped by their coordinates off the axis, each group in axis order."""
+    groups = {}
+    for r, c in enumerate(layout.reg_coords):
+        groups.setdefault(c[:axis] + c[axis + 1:], []).append(r)
+    for regs in groups.values():
+        regs.sort(key=lambda r: layout.reg_coords[r][axis])
+    return groups
+
+
+def _progression(seq):
+    """(start, step) if seq is an arithmetic progression, else None."""
+    if len(seq) < 2:
+        return (seq[0], 1) if seq else None
+    step = seq[1] - seq[0]
+    return (seq[0], step) if all(b - a == step for a, b in pairwise(seq)) else None
+
+
+def _sum(base, var: str, step: int) -> str:
+    """`base + var * step`, without the noise of zeros and ones."""
+    term = var if step == 1 else f"{var} * {step}"
+    return term if str(base) == "0" else f"{base} + {term}"
+
+
+def _fold_registers(em, combine, accs, srcs, groups):
+    """acc[g] = fold of the group's registers, emitted as loops when the groups are regular."""
+    lists = list(groups.values())
+    starts = [regs[0] for regs in lists]
+    inner = {_progression(regs)[1] if _progression(regs) else None for regs in lists}
+    outer = _progression(starts)
+    regular = None not in inner and len(inner) == 1 and outer is not None and len({len(x) for x in lists}) == 1
+    if regular:
+        (step,), (start, gstep), m = inner, outer, len(lists[0])
+        g_idx = "g" if len(lists) > 1 else "0"
+        base = _sum(start, "g", gstep) if len(lists) > 1 else str(start)
+        elem = _sum(base, "j", step)
+        body = [f"{a.name}[{g_idx}] = {s.at(base)};" for a, s in zip(accs, srcs)]
+        if m > 1:
+            args = ", ".join([f"{a.name}[{g_idx}]" for a in accs] + [s.at(elem) for s in srcs])
+            body.append(f"for (uint j = 1; j < {m}; ++j) {combine}({args});")
+        if len(lists) > 1:
+            em.emit(f"for (uint g = 0; g < {len(lists)}; ++g) {{")
+            for line in body:
+                em.emit("    " + line)
+            em.emit("}")
+        else:
+            for line in body:
+                em.emit(line)
+        return
+    for g, regs in enumerate(lists):
+        for a, s in zip(accs, srcs):
+            em.emit(f"{a.name}[{g}] = {s.at(regs[0])};")
+        for r in regs[1:]:
+            args = ", ".join([f"{a.name}[{g}]" for a in accs] + [s.at(r) for s in srcs])
+            em.emit(f"{combine}({args});")
+
+
+def _axis_bits(em, op, bases, axis):
+    bits = []
+    for b, base in enumerate(bases):
+        if base[axis]:
+            if any(v for d, v in enumerate(base) if d != axis):
+                raise em.unsupported(op, "reduction over a layout whose lanes move along several dimensions")
+            bits.append(b)
+    return bits
+
+
+def _each_group(em, n, emit_body):
+    if n == 1:
+        emit_body("0")
+        return
+    em.emit(f"for (uint g = 0; g < {n}; ++g) {{")
+    em.depth += 1
+    emit_body("g")
+    em.depth -= 1
+    em.emit("}")
+
+
+@lowers("tt.reduce")
+def lower_reduce(em, op):
+    axis = op.int_attr("axis")
+    layout = op.operands[0].layout
+    srcs = [em.var(v) for v in op.operands]
+    hint = op.results[0].name_hint or "reduce"
+    combine = emit_combine_function(em, op, hint)
+    groups = _groups(layout, axis)
+    n = len(groups)
+    accs = []
+    for v, s in zip(op.operands, srcs):
+        acc = Var(em.fresh(f"{hint}_acc"), s.ctype, n)
+        em.emit(f"{acc.ctype} {acc.name}[{n}];")
+        accs.append(acc)
+    _fold_registers(em, combine, accs, srcs, groups)
+
+    lane_bits = _axis_bits(em, op, layout.lane_bases, axis)
+    if lane_bits:
+        lane_mask = sum(1 << b for b in lane_bits)
+
+        def butterfly(g):
+            others = [f"{a.name}_peer" for a in accs]
+            for a, o in zip(accs, others):
+                em.emit(f"{a.ctype} {o} = simd_shuffle_xor({a.name}[{g}], m);")
+            mine = [f"{a.name}[{g}]" for a in accs]
+            # The lane with the bit set holds the higher axis coordinates.
+            em.emit(f"if (lane & m) {{ {combine}({', '.join(others + mine)}); "
+                    + " ".join(f"{a} = {o};" for a, o in zip(mine, others)) + " }")
+            em.emit(f"else {combine}({', '.join(mine + others)});")
+        contiguous = lane_bits == list(range(lane_bits[0], lane_bits[-1] + 1))
+        if contiguous:
+            em.emit(f"for (ushort m = {1 << lane_bits[0]}; m <= {1 << lane_bits[-1]}; m <<= 1) {{")
+        else:
+            em.emit(f"for (ushort m = 1; m <= {1 << lane_bits[-1]}; m <<= 1) {{")
+            em.emit(f"    if (!(m & {lane_mask})) continue;")
+        em.depth += 1
+        _each_group(em, n, butterfly)
+        em.depth -= 1
+        em.emit("}")
+    else:
+        lane_mask = 0
+
+    warp_bits = _axis_bits(em, op, layout.warp_bases, axis)
+    if warp_bits:
+        _across_simdgroups(em, op, layout, axis, accs, combine, list(groups), lane_mask, warp_bits)
+
+    _define_results(em, op, layout, axis, accs, list(groups))
+
+
+def _across_simdgroups(em, op, layout, axis, accs, combine, keys, lane_mask, warp_bits):
+    parts = 1 << len(warp_bits)
+    out_shape = [s for d, s in enumerate(layout.shape) if d != axis]
+    numel = 1
+    for s in out_shape:
+        numel *= s
+    # This simdgroup's index among the simdgroups that split the axis.
+    bases = [(1 << warp_bits.index(b),) if b in warp_bits else (0,) for b in range(len(layout.warp_bases))]
+    part = bits_expr("simd", bases, 0)
+    offsets, total = [], 0
+    for a in accs:
+        offsets.append(total)
+        total += numel * parts * _sizeof(a.ctype)
+        total = (total + 15) // 16 * 16
+    ptrs = []
+    for a, off in zip(accs, offsets):
+        p = em.fresh(f"{a.name}_partials")
+        em.emit(f"threadgroup {a.ctype}* {p} = {em.scratch(a.ctype, total, off)};")
+        ptrs.append(p)
+    off_dims = [d for d in range(layout.rank) if d != axis]
+
+    def element_index(key):
+        terms, stride = [], 1
+        for j in reversed(range(len(off_dims))):
+            d = off_dims[j]
+            thread = em.thread_coord(layout, d)
+            coord = " ^ ".join(x for x in (str(key[j]) if key[j] else "", thread if thread != "0" else "") if x)
+            if coord and out_shape[j] > 1:
+                coord = f"({coord})" if "^" in coord else coord  # `^` binds more loosely than `*`
+                terms.append(f"{coord} * {stride}" if stride > 1 else coord)
+            stride *= out_shape[j]
+        return " + ".join(reversed(terms)) or "0"
+
+    def slot(e, k=""):
+        base = f"({e}) * {parts}" if "+" in e else (f"{e} * {parts}" if e != "0" else "")
+        return " + ".join(x for x in (base, k) if x) or "0"
+
+    cond = f"(lane & {lane_mask}) == 0" if lane_mask else "true"
+    em.emit(f"if ({cond}) {{")
+    for g, key in enumerate(keys):
+        e = element_index(key)
+        for a, p in zip(accs, ptrs):
+            em.emit(f"    {p}[{slot(e, part)}] = {a.name}[{g}];")
+    em.emit("}")
+    em.barrier()
+    for g, key in enumerate(keys):
+        e = element_index(key)
+        for a, p in zip(accs, ptrs):
+            em.emit(f"{a.name}[{g}] = {p}[{slot(e)}];")
+        args = ", ".join([f"{a.name}[{g}]" for a in accs] + [f"{p}[{slot(e, 'k')}]" for p in ptrs])
+        em.emit(f"for (uint k = 1; k < {parts}; ++k) {combine}({args});")
+    em.barrier()
+
+
+def _define_results(em, op, layout, axis, accs, keys):
+    results = op.results
+    if not results[0].type.is_tensor:
+        for res, a in zip(results, accs):
+            em.define(res, f"{a.name}[0]")
+        return
+    out = results[0].layout
+    projected = lambda base: tuple(v for d, v in enumerate(base) if d != axis)
+    if [projected(b) for b in layout.lane_bases] != [tuple(b) for b in out.lane_bases] or \
+            [projected(b) for b in layout.warp_bases] != [tuple(b) for b in out.warp_bases]:
+        raise em.unsupported(op, "reduction result layout is not the slice of its operand's layout")
+    index = {key: g for g, key in enumerate(keys)}
+    mapping = [index[c] for c in out.reg_coords]
+    for res, a in zip(results, accs):
+        if mapping == list(range(len(keys))):
+            em.alias(res, a)
+        else:
+            var = em.declare_array(res)
+            for r, g in enumerate(mapping):
+                em.emit(f"{var.name}[{r}] = {a.name}[{g}];")
+            em.alias(res, var)

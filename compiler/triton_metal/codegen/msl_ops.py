@@ -1,0 +1,70 @@
+"""Tables from TTGIR op to MSL text, in the spirit of tinygrad's renderers.
+
+Templates use ``{0}``, ``{1}``, ... for operands and ``{u0}``, ``{u1}`` for operands cast to the
+unsigned type of the same width (for the ops whose meaning depends on the sign).
+"""
+from __future__ import annotations
+
+BINARY = {
+    "arith.addf": "{0} + {1}", "arith.addi": "{0} + {1}",
+    "arith.subf": "{0} - {1}", "arith.subi": "{0} - {1}",
+    "arith.mulf": "{0} * {1}", "arith.muli": "{0} * {1}",
+    # Triton's `/` on floats is not correctly rounded on CUDA either; div_rn is the precise one.
+    "arith.divf": "{0} / {1}",
+    "arith.divsi": "{0} / {1}", "arith.divui": "{u0} / {u1}",
+    "arith.remsi": "{0} % {1}", "arith.remui": "{u0} % {u1}",
+    "arith.remf": "fmod({0}, {1})",
+    "arith.andi": "{0} & {1}", "arith.ori": "{0} | {1}", "arith.xori": "{0} ^ {1}",
+    "arith.shli": "{0} << {1}", "arith.shrsi": "{0} >> {1}", "arith.shrui": "{u0} >> {u1}",
+    # maxnum/minnum return the non-NaN operand (IEEE maxNum), which is what metal::fmax does;
+    # maximum/minimum propagate NaN (NaN + x is NaN).
+    "arith.maxnumf": "fmax({0}, {1})", "arith.minnumf": "fmin({0}, {1})",
+    "arith.maximumf": "(isnan({0}) || isnan({1})) ? {0} + {1} : fmax({0}, {1})",
+    "arith.minimumf": "(isnan({0}) || isnan({1})) ? {0} + {1} : fmin({0}, {1})",
+    "arith.maxsi": "max({0}, {1})", "arith.minsi": "min({0}, {1})",
+    "arith.maxui": "max({u0}, {u1})", "arith.minui": "min({u0}, {u1})",
+    "tt.addptr": "{0} + {1}",
+}
+
+# Math functions: `{f}` is the namespace prefix chosen for precise or fast math.
+UNARY = {
+    "arith.negf": "-{0}",
+    "math.exp": "{f}exp({0})", "math.exp2": "{f}exp2({0})",
+    "math.log": "{f}log({0})", "math.log2": "{f}log2({0})",
+    "math.sin": "{f}sin({0})", "math.cos": "{f}cos({0})", "math.tan": "{f}tan({0})",
+    "math.tanh": "{f}tanh({0})",
+    "math.sqrt": "{f}sqrt({0})", "math.rsqrt": "{f}rsqrt({0})",
+    "math.absf": "fabs({0})", "math.absi": "abs({0})",
+    "math.floor": "floor({0})", "math.ceil": "ceil({0})",
+    "math.round": "round({0})", "math.roundeven": "rint({0})", "math.trunc": "trunc({0})",
+}
+
+TERNARY = {
+    "arith.select": "{0} ? {1} : {2}",
+    "math.fma": "fma({0}, {1}, {2})",
+}
+
+# arith.cmpi predicates, by their enum value.
+CMPI = {
+    0: "{0} == {1}", 1: "{0} != {1}",
+    2: "{0} < {1}", 3: "{0} <= {1}", 4: "{0} > {1}", 5: "{0} >= {1}",
+    6: "{u0} < {u1}", 7: "{u0} <= {u1}", 8: "{u0} > {u1}", 9: "{u0} >= {u1}",
+}
+
+# arith.cmpf predicates. C comparisons are ordered, except `!=`, which is unordered.
+CMPF = {
+    0: "false", 1: "{0} == {1}", 2: "{0} > {1}", 3: "{0} >= {1}", 4: "{0} < {1}", 5: "{0} <= {1}",
+    6: "({0} < {1} || {0} > {1})", 7: "!(isnan({0}) || isnan({1}))",
+    8: "!({0} < {1} || {0} > {1})", 9: "!({0} <= {1})", 10: "!({0} < {1})", 11: "!({0} >= {1})",
+    12: "!({0} > {1})", 13: "{0} != {1}", 14: "(isnan({0}) || isnan({1}))", 15: "true",
+}
+
+# Casts: `{T}` is the result type, `{U}` the unsigned type of the operand.
+CASTS = {
+    "arith.extf": "{T}({0})", "arith.truncf": "{T}({0})",
+    "arith.sitofp": "{T}({0})", "arith.uitofp": "{T}({U}({0}))",
+    "arith.fptosi": "{T}({0})", "arith.fptoui": "{T}({0})",
+    "arith.extsi": "{T}({0})", "arith.extui": "{T}({U}({0}))", "arith.trunci": "{T}({0})",
+    "arith.index_cast": "{T}({0})", "arith.index_castui": "{T}({U}({0}))",
+    "arith.bitcast": "as_type<{T}>({0})", "tt.bitcast": "as_type<{T}>({0})",
+}

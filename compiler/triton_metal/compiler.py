@@ -1,0 +1,160 @@
+"""The compiler half of the backend, as Triton discovers it: TTIR -> TTGIR -> MSL.
+
+Kept thin on purpose: ``add_stages`` reads as the pipeline and each stage delegates to
+``triton_metal.codegen``.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from triton._C.libtriton import ir, passes
+from triton.backends.compiler import BaseBackend, GPUTarget, Language
+
+from triton_metal import __version__
+from triton_metal.codegen import generate_msl
+from triton_metal.debug import log
+from triton_metal.errors import check_threads_per_threadgroup
+
+
+@dataclass(frozen=True)
+class MetalOptions:
+    num_warps: int = 4  # simdgroups per threadgroup
+    num_ctas: int = 1
+    num_stages: int = 1
+    warp_size: int = 32  # Apple SIMD width
+    enable_fp_fusion: bool = False
+    launch_cooperative_grid: bool = False
+    extern_libs: Any = None
+    debug: bool = False
+    sanitize_overflow: bool = False
+    arch: str = "apple-m1"
+    backend_name: str = "metal"
+    supported_fp8_dtypes: tuple[str, ...] = ()
+    deprecated_fp8_dot_operand_dtypes: tuple[str, ...] = ()
+    default_dot_input_precision: str = "ieee"
+    allowed_dot_input_precisions: tuple[str, ...] = ("ieee", "tf32", "tf32x3")
+    max_num_imprecise_acc_default: int = 0
+    instrumentation_mode: str = ""
+    fpsan_homomorphic_casts: bool = False
+    # Metal's fast math reorders and flushes denormals; precise functions are the default.
+    fast_math: bool = False
+
+    def __post_init__(self):
+        if self.num_warps <= 0 or self.num_warps & (self.num_warps - 1):
+            raise ValueError(f"num_warps must be a power of 2, got {self.num_warps}")
+        check_threads_per_threadgroup(self.num_warps * self.warp_size)
+
+    def hash(self) -> str:
+        key = "_".join(f"{f.name}-{getattr(self, f.name)}" for f in fields(self))
+        return hashlib.sha256(key.encode()).hexdigest()
+
+
+@functools.lru_cache(None)
+def _source_hash() -> str:
+    """Hash of our own code generator, so Triton's cache never serves MSL from an older version."""
+    root = Path(__file__).parent
+    h = hashlib.sha256(__version__.encode())
+    for path in sorted([*root.glob("codegen/*.py"), root / "compiler.py"]):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+class MetalBackend(BaseBackend):
+    binary_ext = "msl"
+
+    @staticmethod
+    def supports_target(target: GPUTarget) -> bool:
+        return target.backend == "metal"
+
+    def __init__(self, target: GPUTarget) -> None:
+        super().__init__(target)
+
+    def hash(self) -> str:
+        return f"metal-{__version__}-{self.target.arch}-{_source_hash()}"
+
+    def parse_options(self, opts: dict) -> MetalOptions:
+        known = {f.name for f in fields(MetalOptions)}
+        args = {k: v for k, v in opts.items() if k in known and v is not None}
+        args["arch"] = self.target.arch
+        args.pop("warp_size", None)
+        for key in ("supported_fp8_dtypes", "deprecated_fp8_dot_operand_dtypes", "allowed_dot_input_precisions"):
+            if key in args:
+                args[key] = tuple(args[key])
+        return MetalOptions(**args)
+
+    def pack_metadata(self, metadata):
+        return (metadata.num_warps, metadata.num_ctas, metadata.shared)
+
+    def get_codegen_implementation(self, options) -> dict[str, Any]:
+        return {"min_dot_size": lambda lhs_type, rhs_type: (1, 1, 1)}
+
+    def get_module_map(self) -> dict[str, Any]:
+        return {}
+
+    def load_dialects(self, context) -> None:
+        pass  # Triton's core dialects are all we use.
+
+    def add_stages(self, stages: dict, options: MetalOptions, language: Language) -> None:
+        if language != Language.TRITON:
+            raise NotImplementedError("Gluon kernels are not supported by the Metal backend")
+        stages["ttir"] = lambda src, metadata: make_ttir(src, metadata, options)
+        stages["ttgir"] = lambda src, metadata: make_ttgir(src, metadata, options)
+        stages["msl"] = lambda src, metadata: make_msl(src, metadata, options)
+
+
+def make_ttir(mod, metadata, opt: MetalOptions):
+    pm = ir.pass_manager(mod.context)
+    pm.enable_debug()
+    passes.common.add_inliner(pm)
+    passes.ttir.add_rewrite_tensor_descriptor_to_pointer(pm)
+    passes.common.add_canonicalizer(pm)
+    passes.ttir.add_combine(pm)
+    passes.ttir.add_reorder_broadcast(pm)
+    passes.common.add_cse(pm)
+    passes.common.add_symbol_dce(pm)
+    passes.ttir.add_loop_unroll(pm)
+    pm.run(mod, "make_ttir")
+    return mod
+
+
+def make_ttgir(mod, metadata, opt: MetalOptions):
+    log(2, "TTIR of %s:\n%s", mod.get_entry_func_name(), mod)
+    pm = ir.pass_manager(mod.context)
+    pm.enable_debug()
+    # warps = simdgroups of 32 lanes. accelerate_matmul is NVIDIA-only and is not run.
+    passes.ttir.add_convert_to_ttgpuir(pm, f"metal:{opt.arch}", opt.num_warps, opt.warp_size, opt.num_ctas)
+    passes.ttgpuir.add_coalesce(pm)
+    passes.ttgpuir.add_remove_layout_conversions(pm)
+    passes.ttgpuir.add_optimize_thread_locality(pm)
+    passes.ttgpuir.add_remove_layout_conversions(pm)
+    passes.ttir.add_triton_licm(pm)
+    passes.common.add_canonicalizer(pm)
+    passes.ttir.add_loop_aware_cse(pm)
+    passes.ttgpuir.add_remove_layout_conversions(pm)
+    passes.ttgpuir.add_reduce_data_duplication(pm)
+    passes.ttgpuir.add_reorder_instructions(pm)
+    passes.ttir.add_loop_aware_cse(pm)
+    passes.common.add_symbol_dce(pm)
+    passes.common.add_sccp(pm)
+    passes.common.add_cse(pm)
+    passes.common.add_canonicalizer(pm)
+    pm.run(mod, "make_ttgir")
+    return mod
+
+
+def make_msl(mod, metadata, opt: MetalOptions) -> str:
+    log(2, "TTGIR of %s:\n%s", mod.get_entry_func_name(), mod)
+    start = time.perf_counter()
+    kernel = generate_msl(mod, opt)
+    log(1, "compiled %s to MSL in %.1f ms (%d threads, %d bytes threadgroup memory)", kernel.name,
+        (time.perf_counter() - start) * 1e3, opt.num_warps * opt.warp_size, kernel.threadgroup_memory_bytes)
+    metadata["name"] = kernel.name
+    metadata["shared"] = kernel.threadgroup_memory_bytes
+    metadata["threadgroup_size"] = opt.num_warps * opt.warp_size
+    metadata["arg_kinds"] = kernel.arg_kinds
+    return kernel.source
