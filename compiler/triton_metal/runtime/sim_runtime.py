@@ -1,0 +1,34 @@
+"""The simulator runtime: MSL compiled as C++ and run on the CPU, torch CPU tensors as memory."""
+from __future__ import annotations
+
+import os
+
+from triton_metal.runtime.chips import DEFAULT_SIMULATED_CHIP, chip
+
+
+class SimRuntime:
+    name = "sim"
+    simulated = True
+    torch_device = "cpu"
+
+    def __init__(self):
+        self.chip = chip(os.environ.get("TRITON_METAL_SIM_CHIP", DEFAULT_SIMULATED_CHIP))
+
+    def compile(self, msl: str, kernel_name: str):
+        from triton_metal.sim import build_kernel
+        return build_kernel(msl, kernel_name)
+
+    def launch(self, pipeline, grid, threadgroup, buffers, threadgroup_lengths=None):
+        pipeline.dispatch(grid=grid, threadgroup=threadgroup, buffers=buffers,
+                          threadgroup_lengths=threadgroup_lengths or {})
+
+    def buffer_address(self, tensor, arg_name: str) -> int:
+        if tensor.device.type != "cpu":
+            raise ValueError(
+                f"argument '{arg_name}' is a tensor on device '{tensor.device}', but the Metal simulator runs "
+                "kernels on the CPU: pass CPU tensors (the device that "
+                "triton.runtime.driver.active.get_active_torch_device() returns)")
+        return tensor.data_ptr()
+
+    def synchronize(self) -> None:
+        pass  # dispatch() returns when the grid has finished.
