@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from triton._C.libtriton import gluon_ir
 
 from triton_metal.codegen.layout import LinearLayout
+from triton_metal.codegen.layout_parse import layout_from_encoding
 from triton_metal.codegen.types import TensorType, parse_type
 
 
@@ -74,7 +75,7 @@ class ModuleReader:
 
     def __init__(self, mod):
         self.mod = mod
-        self.builder = gluon_ir.GluonOpBuilder(mod.context)
+        self._builder = None  # Gluon's builder, created only for encodings we do not compute
         self.values: dict[int, Value] = {}
         self._layouts: dict[tuple, LinearLayout] = {}
 
@@ -93,10 +94,16 @@ class ModuleReader:
     def _layout(self, handle, ty: TensorType) -> LinearLayout:
         key = (ty.encoding, ty.shape)
         if key not in self._layouts:
-            gl = self.builder.get_gluon_layout_from_tensor(handle)
-            ll = self.builder.to_linear_layout(gl._to_ir(self.builder), list(ty.shape))
-            self._layouts[key] = LinearLayout.from_bases(ty.shape, ll.reg_bases, ll.lane_bases, ll.warp_bases)
+            self._layouts[key] = layout_from_encoding(ty.encoding, ty.shape) or self.gluon_layout(handle, ty)
         return self._layouts[key]
+
+    def gluon_layout(self, handle, ty: TensorType) -> LinearLayout:
+        """Any distributed layout, through Gluon's builder (see layout_parse for why not always)."""
+        if self._builder is None:
+            self._builder = gluon_ir.GluonOpBuilder(self.mod.context)
+        b = self._builder
+        ll = b.to_linear_layout(b.get_gluon_layout_from_tensor(handle)._to_ir(b), list(ty.shape))
+        return LinearLayout.from_bases(ty.shape, ll.reg_bases, ll.lane_bases, ll.warp_bases)
 
     def read(self):
         """Returns (function Op, list of argument Values) of the entry kernel."""
@@ -131,4 +138,5 @@ class ModuleReader:
                 blocks[region_id].ops.append(op)
 
         self.mod.walk(visit)
+        self._builder = None
         return func_op

@@ -25,17 +25,47 @@ def lower_load(em, op):
         em.define(result, text)
 
 
+def _redundant_bits(bases) -> int:
+    """Mask of the index bits whose basis is zero: they select copies of the same element."""
+    return sum(1 << b for b, base in enumerate(bases) if not any(base))
+
+
+def owner_condition(layout) -> str:
+    """MSL condition true in exactly one thread per element (Triton stores each element once)."""
+    if layout is None:  # a scalar: every thread holds it, thread 0 owns it
+        return "lane == 0 && simd == 0"
+    terms = []
+    for var, bases in (("lane", layout.lane_bases), ("simd", layout.warp_bases)):
+        mask = _redundant_bits(bases)
+        if mask:
+            terms.append(f"({var} & {mask}) == 0")
+    return " && ".join(terms)
+
+
 @lowers("tt.store")
 def lower_store(em, op):
     ptr, value = em.var(op.operands[0]), em.var(op.operands[1])
     mask = em.var(op.operands[2]) if len(op.operands) > 2 else None
+    layout = op.operands[0].layout
     n = max(ptr.nregs, 1)
+    # Copies of an element held by several threads (or registers) are stored once, so that a
+    # kernel reading and writing the same address sees one store, as on CUDA.
+    owner = owner_condition(layout)
+    reg_mask = _redundant_bits(layout.reg_bases) if layout is not None else 0
 
     def text(i):
         store = f"*{ptr.at(i)} = {value.at(i)};"
-        return store if mask is None else f"if ({mask.at(i)}) {store}"
+        conds = [c for c in (mask.at(i) if mask is not None else "",
+                             f"(i & {reg_mask}) == 0" if reg_mask and i == "i" else "") if c]
+        return f"if ({' && '.join(conds)}) {store}" if conds else store
 
+    if owner:
+        em.emit(f"if ({owner}) {{")
+        em.depth += 1
     if ptr.is_array or (mask is not None and mask.is_array) or value.is_array:
         em.emit_loop(n, text)
     else:
-        em.emit(text(0))
+        em.emit(text("0"))
+    if owner:
+        em.depth -= 1
+        em.emit("}")

@@ -1,0 +1,19 @@
+import pytest
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+
+@pytest.fixture
+def compile_msl():
+    """Compile a @triton.jit function to MSL text without running it."""
+    def compile(fn, signature, constexprs=None, **options):
+        src = ASTSource(fn, signature, constexprs or {})
+        kernel = triton.compile(src, target=GPUTarget("metal", "apple-m1", 32), options=options)
+        return kernel.asm["msl"].decode(), kernel.metadata
+    return compile
+
+
+@pytest.fixture(scope="session")
+def device():
+    return triton.runtime.driver.active.get_active_torch_device()

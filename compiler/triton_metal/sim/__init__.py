@@ -1,0 +1,16 @@
+"""The Metal simulator: MSL kernels compiled as C++ with g++ and run on the CPU.
+
+    k = build_kernel(msl_source, "kernel_name")        # compiled once, cached on disk
+    k.params                                           # buffer / threadgroup / builtin parameters
+    k.dispatch(grid=(gx, gy, gz), threadgroup=(tx, ty, tz),
+               buffers={0: tensor.data_ptr(), 1: struct.pack("<i", n)},
+               threadgroup_lengths={0: 1024})
+
+Threads of a threadgroup run cooperatively as fibers, so threadgroup_barrier and simd
+collectives behave exactly; threadgroups run in parallel on OS threads.
+"""
+from triton_metal.sim.errors import SimCompileError, SimError, SimLaunchError
+from triton_metal.sim.executor import SimKernel, build_kernel
+from triton_metal.sim.msl_prepass import KernelParam
+
+__all__ = ["KernelParam", "SimCompileError", "SimError", "SimKernel", "SimLaunchError", "build_kernel"]

@@ -1,0 +1,174 @@
+"""Compiles MSL (and, once, the fiber runtime) into shared libraries cached on disk.
+
+Cache directory: ``TRITON_METAL_SIM_CACHE_DIR`` (default ``~/.triton/metal/sim``). A kernel
+library is keyed by sha256 of the MSL, the kernel name, the shim and generator sources, the
+compiler flags and the compiler's identity; it is written under a temporary name and renamed,
+so concurrent builders never see a torn file. The compiler is ``TRITON_METAL_SIM_CXX``
+(default ``g++``).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from triton_metal.sim import msl_prepass, trampoline
+from triton_metal.sim.errors import SimCompileError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+INCLUDE_DIR = PACKAGE_DIR / "include"
+RUNTIME_SOURCE = PACKAGE_DIR / "fiber_runtime.cpp"
+
+# Number of compiler runs in this process (tests use it to see that the cache was hit).
+compiler_runs = 0
+
+_locks: dict = {}
+_locks_guard = threading.Lock()
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("TRITON_METAL_SIM_CACHE_DIR") or "~/.triton/metal/sim").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def compiler() -> list:
+    return shlex.split(os.environ.get("TRITON_METAL_SIM_CXX") or "g++")
+
+
+def _flags() -> list:
+    flags = [
+        "-std=c++17", "-O2", "-fPIC", "-shared", f"-I{INCLUDE_DIR}",
+        "-fsigned-char",         # Metal's char is signed; aarch64 Linux's is not
+        "-fno-strict-aliasing",  # MSL code reinterprets device pointers freely
+        "-fwrapv",               # GPU integer arithmetic wraps
+        "-fno-math-errno",       # lets sqrt & co. inline
+        "-fstack-clash-protection",  # big frames probe each page, so overflows hit the guard page
+    ]
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        flags.append("-mf16c")  # hardware half <-> float conversions (3x faster half code)
+    return flags
+
+
+KERNEL_FLAGS = ["-fno-exceptions", "-fno-rtti", "-fvisibility=hidden"]
+
+
+def _runtime_flags() -> list:
+    flags = ["-pthread", "-fvisibility=hidden"]
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        flags.append("-mtls-dialect=gnu2")  # TLS descriptors: cheaper thread-local access from a dlopen'ed library
+    return flags
+
+
+def _compiler_identity(cxx: list) -> str:
+    """Path, size and mtime of the compiler binary: cheaper than running `g++ --version`."""
+    exe = shutil.which(cxx[0])
+    if exe is None:
+        raise SimCompileError(
+            f"the Metal simulator compiles MSL with a C++ compiler, and '{cxx[0]}' was not found: "
+            "install g++ (e.g. apt-get install g++) or set TRITON_METAL_SIM_CXX")
+    real = os.path.realpath(exe)
+    st = os.stat(real)
+    return f"{' '.join(cxx)}|{real}|{st.st_size}|{st.st_mtime_ns}"
+
+
+@functools.cache
+def _sources_digest() -> str:
+    """Everything besides the MSL that a kernel library depends on."""
+    h = hashlib.sha256()
+    files = sorted(INCLUDE_DIR.iterdir()) + [PACKAGE_DIR / n for n in ("msl_prepass.py", "trampoline.py", "build.py")]
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _key(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() + b"\0")
+    return h.hexdigest()[:32]
+
+
+def _lock(key: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def _write_atomic(path: Path, data: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(data)
+    os.replace(tmp, path)
+
+
+def _compile(cmd_prefix: list, source: Path, out: Path) -> subprocess.CompletedProcess:
+    """Compile ``source`` into ``out`` through a temporary file and an atomic rename."""
+    global compiler_runs
+    compiler_runs += 1
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    proc = subprocess.run([*cmd_prefix, "-o", str(tmp), str(source)], capture_output=True, text=True, check=False)
+    if proc.returncode == 0:
+        os.replace(tmp, out)
+    else:
+        tmp.unlink(missing_ok=True)
+    return proc
+
+
+def runtime_library() -> Path:
+    """The fiber runtime library (built once per cache directory, compiler and source)."""
+    cxx = compiler()
+    cmd = [*cxx, *_flags(), *_runtime_flags()]
+    source = RUNTIME_SOURCE.read_text()
+    key = _key(source, (INCLUDE_DIR / "tm_sim_abi.h").read_text(), " ".join(cmd), _compiler_identity(cxx))
+    out = cache_dir() / f"tm_runtime-{key}.so"
+    with _lock(str(out)):
+        if not out.exists():
+            proc = _compile(cmd, RUNTIME_SOURCE, out)
+            if proc.returncode != 0:
+                raise SimCompileError(f"could not build the simulator runtime {RUNTIME_SOURCE}", proc.stderr)
+    return out
+
+
+@dataclass(frozen=True)
+class BuiltKernel:
+    name: str
+    library: Path      # the kernel's shared library
+    metal_path: Path   # the MSL as given (g++ messages refer to its lines)
+    prepass: msl_prepass.PrepassResult
+
+
+def build(msl: str, kernel_name: str) -> BuiltKernel:
+    """Compile kernel ``kernel_name`` of ``msl``, or find it in the cache."""
+    cxx = compiler()
+    cmd = [*cxx, *_flags(), *KERNEL_FLAGS]
+    key = _key(msl, kernel_name, _sources_digest(), " ".join(cmd), _compiler_identity(cxx))
+    root = cache_dir()
+    metal_path = root / f"{key}.metal"
+    library = root / f"{key}.so"
+    if not metal_path.exists():
+        _write_atomic(metal_path, msl)
+    try:
+        pre = msl_prepass.rewrite(msl, kernel_name)
+    except msl_prepass.PrepassError as e:
+        raise SimCompileError(f"{metal_path}:{e.line}: error: {e}", metal_path=str(metal_path)) from None
+    with _lock(key):
+        if not library.exists():
+            cpp_path = root / f"{key}.cpp"
+            _write_atomic(cpp_path, "".join([
+                "#include <metal_stdlib>\n",
+                f'#line 1 "{metal_path}"\n',
+                pre.text if pre.text.endswith("\n") else pre.text + "\n",
+                f'#line 1 "{key}-trampoline.cpp (generated)"\n',
+                trampoline.generate(kernel_name, pre.params, pre.n_static_decls),
+            ]))
+            proc = _compile(cmd, cpp_path, library)
+            if proc.returncode != 0:
+                raise SimCompileError(f"g++ could not compile kernel '{kernel_name}' ({metal_path}):",
+                                      proc.stderr, str(metal_path))
+    return BuiltKernel(kernel_name, library, metal_path, pre)

@@ -1,0 +1,657 @@
+// Cooperative executor for simulated Metal threadgroups.
+//
+// Every thread of a threadgroup runs on a fiber with its own small stack; the fibers of one
+// threadgroup run on one OS thread and switch only at threadgroup_barrier, simd collectives and
+// kernel return, so barriers and simd operations are exact. Fibers are started lazily: when a
+// thread returns, its fiber runs the next thread that has not started yet, so a kernel without
+// collectives costs one function call per thread and one fiber per threadgroup.
+// Threadgroups are spread over OS worker threads through an atomic counter. Built once into a
+// shared library (see build.py) that kernel libraries call through tm_sim_abi.h.
+#include "tm_sim_abi.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdarg>
+#include <csetjmp>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+// A few lines of assembly switch stacks where we know the calling convention; elsewhere
+// ucontext (correct, but swapcontext makes a signal-mask syscall per switch: ~10x slower).
+#if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__)) && !defined(TM_SIM_FORCE_UCONTEXT)
+#define TM_ASM_SWITCH 1
+#else
+#define TM_ASM_SWITCH 0
+#include <ucontext.h>
+#endif
+
+#define TM_API extern "C" __attribute__((visibility("default")))
+
+extern "C" [[noreturn]] void tm_fiber_main();
+
+namespace {
+
+constexpr uint32_t kMaxThreads = TM_MAX_THREADS_PER_THREADGROUP;
+constexpr uint32_t kWidth = TM_SIMD_WIDTH;
+
+// ---------------------------------------------------------------------------------------------
+// Context switch
+// ---------------------------------------------------------------------------------------------
+#if TM_ASM_SWITCH
+extern "C" void tm_ctx_switch(void** save_sp, void* new_sp);
+
+// Saves the callee-saved registers on the current stack, stores the stack pointer in *save_sp,
+// loads new_sp and pops the registers saved there. A new fiber's stack is laid out so that the
+// final `ret` enters tm_fiber_main.
+#if defined(__x86_64__)
+asm(R"(
+    .text
+    .globl tm_ctx_switch
+    .hidden tm_ctx_switch
+    .type tm_ctx_switch,@function
+tm_ctx_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size tm_ctx_switch, .-tm_ctx_switch
+)");
+constexpr int kSavedWords = 6;
+#else  // aarch64: x19-x30 and d8-d15 are callee-saved (160 bytes, keeps sp 16-aligned)
+asm(R"(
+    .text
+    .globl tm_ctx_switch
+    .hidden tm_ctx_switch
+    .type tm_ctx_switch,%function
+tm_ctx_switch:
+    sub sp, sp, #160
+    stp x19, x20, [sp, #0]
+    stp x21, x22, [sp, #16]
+    stp x23, x24, [sp, #32]
+    stp x25, x26, [sp, #48]
+    stp x27, x28, [sp, #64]
+    stp x29, x30, [sp, #80]
+    stp d8, d9, [sp, #96]
+    stp d10, d11, [sp, #112]
+    stp d12, d13, [sp, #128]
+    stp d14, d15, [sp, #144]
+    mov x9, sp
+    str x9, [x0]
+    mov sp, x1
+    ldp x19, x20, [sp, #0]
+    ldp x21, x22, [sp, #16]
+    ldp x23, x24, [sp, #32]
+    ldp x25, x26, [sp, #48]
+    ldp x27, x28, [sp, #64]
+    ldp x29, x30, [sp, #80]
+    ldp d8, d9, [sp, #96]
+    ldp d10, d11, [sp, #112]
+    ldp d12, d13, [sp, #128]
+    ldp d14, d15, [sp, #144]
+    add sp, sp, #160
+    ret
+    .size tm_ctx_switch, .-tm_ctx_switch
+)");
+#endif
+
+struct Ctx {
+    void* sp;
+};
+
+inline void ctx_switch(Ctx* from, Ctx* to) { tm_ctx_switch(&from->sp, to->sp); }
+
+void ctx_init(Ctx* c, unsigned char* lo, unsigned char* hi) {
+    (void)lo;
+    uintptr_t top = reinterpret_cast<uintptr_t>(hi) & ~uintptr_t(15);
+    void** s = reinterpret_cast<void**>(top);
+#if defined(__x86_64__)
+    *--s = nullptr;                                        // fake return address: keeps the ABI's
+    *--s = reinterpret_cast<void*>(&tm_fiber_main);        // rsp % 16 == 8 at function entry
+    for (int i = 0; i < kSavedWords; ++i) *--s = nullptr;  // rbp rbx r12-r15
+#else
+    s -= 20;                                               // the 160-byte register frame
+    std::memset(s, 0, 160);
+    s[11] = reinterpret_cast<void*>(&tm_fiber_main);       // x30 (link register) -> `ret` target
+#endif
+    c->sp = s;
+}
+#else
+struct Ctx {
+    ucontext_t uc;
+};
+
+inline void ctx_switch(Ctx* from, Ctx* to) { swapcontext(&from->uc, &to->uc); }
+
+void ctx_init(Ctx* c, unsigned char* lo, unsigned char* hi) {
+    getcontext(&c->uc);
+    c->uc.uc_stack.ss_sp = lo;
+    c->uc.uc_stack.ss_size = size_t(hi - lo);
+    c->uc.uc_link = nullptr;
+    makecontext(&c->uc, tm_fiber_main, 0);
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Workers: per OS thread state, pooled so stacks and threadgroup memory are reused
+// ---------------------------------------------------------------------------------------------
+enum : uint8_t { kRunning = 0, kWaitSimd = 1, kWaitBarrier = 2, kDone = 3 };
+
+struct Stack {
+    unsigned char* map = nullptr;  // guard page(s) first, then the usable stack
+    size_t len = 0;
+    size_t guard = 0;
+};
+
+struct SimdGroup {
+    uint32_t base = 0;     // thread index of lane 0
+    uint32_t size = 0;     // lanes (the last simdgroup may be partial)
+    uint32_t running = 0;  // lanes in state kRunning
+    uint64_t arrivals = 0; // numbers the lanes' arrivals at collectives
+    tm_simd_snapshot snap;
+};
+
+struct Worker {
+    // Pooled resources.
+    size_t stack_bytes = 0;
+    std::vector<Stack> stacks;
+    unsigned char* tg_mem = nullptr;
+    unsigned char* altstack = nullptr;
+    size_t altstack_len = 0;
+
+    // The launch and the threadgroup being run.
+    const tm_launch* L = nullptr;
+    uint32_t g[3] = {0, 0, 0};
+    uint32_t n = 0, live = 0, arrived = 0;
+    bool reverse = false;      // TM_LAUNCH_REVERSE
+    uint32_t cur = 0;          // the thread running now
+    uint32_t stacks_used = 0;  // fibers (stacks) handed out in this threadgroup, not counting ...
+    uint32_t n_free = 0;       // ... these, which were given back
+    uint16_t free_fibers[kMaxThreads];
+    uint32_t tg_params_end = 0, tg_used = 0;
+    void* tg_params[TM_MAX_THREADGROUP_SLOTS] = {};
+    std::vector<void*> decls;
+    volatile bool in_threadgroup = false;  // read by the fault handler
+    bool failed = false;
+    char err[1024] = {};
+    sigjmp_buf jmp;
+
+    Ctx main;
+    Ctx ctx[kMaxThreads];         // by fiber (= stack index)
+    int16_t fiber_of[kMaxThreads];  // by thread: its fiber, or -1 if it has not started
+    uint8_t state[kMaxThreads];
+    uint64_t site[kMaxThreads];     // the collective a thread waits at ...
+    uint64_t arrival[kMaxThreads];  // ... and when it arrived there
+    alignas(16) unsigned char val[kMaxThreads][16];
+    SimdGroup sg[kMaxThreads / kWidth];
+};
+
+thread_local Worker* tls_worker = nullptr;
+
+std::mutex g_pool_mu;
+std::vector<Worker*> g_pool;
+
+size_t page_size() {
+    static const size_t p = size_t(sysconf(_SC_PAGESIZE));
+    return p;
+}
+
+void free_stacks(Worker* w) {
+    for (Stack& s : w->stacks) munmap(s.map, s.len);
+    w->stacks.clear();
+}
+
+// Stacks are mmap'ed: pages never touched cost nothing, and a PROT_NONE guard page below each
+// turns an overflow into a fault the handler can name. They stay with the worker for reuse.
+bool map_stack(Worker* w) {
+    const size_t pg = page_size();
+    Stack s;
+    s.guard = pg;
+    s.len = pg + (w->stack_bytes + pg - 1) / pg * pg;
+    void* m = mmap(nullptr, s.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return false;
+    s.map = static_cast<unsigned char*>(m);
+    mprotect(s.map, s.guard, PROT_NONE);
+    w->stacks.push_back(s);
+    return true;
+}
+
+Worker* acquire_worker() {
+    {
+        std::lock_guard<std::mutex> lock(g_pool_mu);
+        if (!g_pool.empty()) {
+            Worker* w = g_pool.back();
+            g_pool.pop_back();
+            return w;
+        }
+    }
+    Worker* w = new Worker();
+    w->tg_mem = static_cast<unsigned char*>(std::aligned_alloc(64, TM_MAX_THREADGROUP_MEMORY));
+    w->altstack_len = 64 * 1024;
+    w->altstack = static_cast<unsigned char*>(std::malloc(w->altstack_len));
+    return w;
+}
+
+void release_worker(Worker* w) {
+    std::lock_guard<std::mutex> lock(g_pool_mu);
+    g_pool.push_back(w);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduling
+// ---------------------------------------------------------------------------------------------
+[[noreturn]] void fail_now(Worker* w) {
+    w->failed = true;
+    ctx_switch(&w->ctx[w->fiber_of[w->cur]], &w->main);  // the threadgroup is abandoned
+    __builtin_unreachable();
+}
+
+[[noreturn]] __attribute__((format(printf, 2, 3))) void fail(Worker* w, const char* fmt, ...) {
+    if (!w->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        std::vsnprintf(w->err, sizeof w->err, fmt, ap);
+        va_end(ap);
+    }
+    fail_now(w);
+}
+
+[[noreturn]] void deadlock(Worker* w) {
+    uint32_t at_barrier = 0, done = 0;
+    for (uint32_t i = 0; i < w->n; ++i) {
+        at_barrier += w->state[i] == kWaitBarrier;
+        done += w->state[i] == kDone;
+    }
+    fail(w,
+         "deadlock: threadgroup_barrier not reached by all threads of threadgroup (%u,%u,%u): "
+         "%u of %u threads wait at a barrier while %u returned without reaching it "
+         "(a barrier inside divergent control flow is undefined behaviour on Metal)",
+         w->g[0], w->g[1], w->g[2], at_barrier, w->n, done);
+}
+
+// The next runnable thread after the current one, in round-robin order (possibly itself).
+// Round robin keeps the usual case O(1): the next thread has not yet reached the collective.
+uint32_t next_runnable(Worker* w) {
+    const uint32_t n = w->n;
+    uint32_t i = w->cur;
+    for (uint32_t k = 0; k < n; ++k) {
+        if (w->reverse)
+            i = (i == 0 ? n : i) - 1;
+        else if (++i == n)
+            i = 0;
+        if (w->state[i] == kRunning) return i;
+    }
+    deadlock(w);
+}
+
+// A fiber for a thread that starts now: a stack given back in this threadgroup, else a new one.
+int16_t start_fiber(Worker* w, uint32_t t) {
+    int16_t f;
+    if (w->n_free > 0) {
+        f = int16_t(w->free_fibers[--w->n_free]);
+    } else {
+        if (w->stacks_used == w->stacks.size() && !map_stack(w))
+            fail(w, "out of memory: cannot map the stack of a simulated thread");
+        f = int16_t(w->stacks_used++);
+    }
+    const Stack& s = w->stacks[f];
+    ctx_init(&w->ctx[f], s.map + s.guard, s.map + s.len);
+    w->fiber_of[t] = f;
+    return f;
+}
+
+// The current thread waits: run the next runnable thread until someone makes us runnable again.
+void schedule(Worker* w) {
+    const uint32_t me = w->cur;
+    const uint32_t i = next_runnable(w);
+    if (i == me) return;
+    const int16_t target = w->fiber_of[i] >= 0 ? w->fiber_of[i] : start_fiber(w, i);
+    w->cur = i;
+    ctx_switch(&w->ctx[w->fiber_of[me]], &w->ctx[target]);  // whoever resumes us sets cur = me
+}
+
+// Called when no lane of the simdgroup is running any more: the lanes waiting at one collective
+// site complete it together. Lanes that returned, wait at a barrier or wait at another site are
+// inactive for this collective, as on Metal with divergent lanes. The site waited at longest
+// goes first: after `if (c) a = simd_sum(x); else b = simd_max(x);` both branches complete
+// before a collective after the if/else, which then sees all lanes again (reconvergence).
+// Values are copied into the snapshot so that a released lane can publish its next value
+// before a slower lane has read this one.
+void release_simd(Worker* w, SimdGroup& s) {
+    uint64_t key = 0, first = UINT64_MAX;
+    for (uint32_t t = s.base; t < s.base + s.size; ++t) {
+        if (w->state[t] == kWaitSimd && w->arrival[t] < first) {
+            first = w->arrival[t];
+            key = w->site[t];
+        }
+    }
+    if (first == UINT64_MAX) return;  // nobody waits at a collective
+    uint32_t mask = 0;
+    for (uint32_t l = 0; l < s.size; ++l) {
+        const uint32_t t = s.base + l;
+        if (w->state[t] != kWaitSimd || w->site[t] != key) continue;
+        mask |= 1u << l;
+        std::memcpy(s.snap.v[l], w->val[t], 16);
+        w->state[t] = kRunning;
+    }
+    s.snap.mask = mask;
+    s.snap.cached = 0;
+    s.running += uint32_t(__builtin_popcount(mask));
+}
+
+void init_threadgroup(Worker* w, uint64_t idx) {
+    const tm_launch* L = w->L;
+    w->g[0] = uint32_t(idx % L->grid[0]);
+    w->g[1] = uint32_t(idx / L->grid[0] % L->grid[1]);
+    w->g[2] = uint32_t(idx / (uint64_t(L->grid[0]) * L->grid[1]));
+    const uint32_t n = w->n;
+    w->live = n;
+    w->arrived = 0;
+    w->cur = w->reverse ? n - 1 : 0;
+    w->failed = false;
+    w->stacks_used = 0;
+    w->n_free = 0;
+    std::memset(w->state, kRunning, n);
+    std::memset(w->fiber_of, 0xff, n * sizeof w->fiber_of[0]);
+    for (uint32_t b = 0, k = 0; b < n; b += kWidth, ++k) {
+        w->sg[k].base = b;
+        w->sg[k].size = std::min(kWidth, n - b);
+        w->sg[k].running = w->sg[k].size;
+        w->sg[k].arrivals = 0;
+    }
+    // Threadgroup memory starts zeroed; kernel-scope declarations are zeroed when allocated.
+    std::memset(w->tg_mem, 0, w->tg_params_end);
+    w->tg_used = w->tg_params_end;
+    std::fill(w->decls.begin(), w->decls.end(), nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults: a kernel's invalid access or integer division by zero becomes an error, not a crash
+// ---------------------------------------------------------------------------------------------
+constexpr int kFaultSignals[] = {SIGSEGV, SIGBUS, SIGFPE};
+struct sigaction g_prev_action[3];
+std::mutex g_signal_mu;
+
+void on_fault(int sig, siginfo_t* si, void* uc);
+
+int signal_slot(int sig) {
+    for (int i = 0; i < 3; ++i)
+        if (kFaultSignals[i] == sig) return i;
+    return 0;
+}
+
+void describe_fault(Worker* w, int sig, siginfo_t* si) {
+    const uint32_t t = w->cur;
+    const unsigned char* addr = static_cast<const unsigned char*>(si->si_addr);
+    if (sig == SIGFPE) {
+        std::snprintf(w->err, sizeof w->err,
+                      "arithmetic trap (SIGFPE, integer division by zero or overflow) in thread %u of "
+                      "threadgroup (%u,%u,%u): a GPU returns an undefined value there, the CPU traps; "
+                      "guard the divisor",
+                      t, w->g[0], w->g[1], w->g[2]);
+        return;
+    }
+    for (const Stack& s : w->stacks) {
+        if (addr >= s.map && addr < s.map + s.guard) {
+            std::snprintf(w->err, sizeof w->err,
+                          "stack overflow in simulated thread %u of threadgroup (%u,%u,%u): each thread "
+                          "has %zu KiB of stack; set TRITON_METAL_SIM_STACK_KB higher or use less "
+                          "thread-private memory",
+                          t, w->g[0], w->g[1], w->g[2], w->stack_bytes / 1024);
+            return;
+        }
+    }
+    std::snprintf(w->err, sizeof w->err,
+                  "invalid memory access (%s at address %p) in thread %u of threadgroup (%u,%u,%u): the "
+                  "kernel read or wrote memory outside its buffers",
+                  sig == SIGBUS ? "SIGBUS" : "SIGSEGV", si->si_addr, t, w->g[0], w->g[1], w->g[2]);
+}
+
+void on_fault(int sig, siginfo_t* si, void* uc) {
+    Worker* w = tls_worker;
+    if (w != nullptr && w->in_threadgroup) {
+        describe_fault(w, sig, si);
+        w->failed = true;
+        siglongjmp(w->jmp, 1);
+    }
+    // Not a simulated thread: behave as if we had never been installed.
+    struct sigaction* prev = &g_prev_action[signal_slot(sig)];
+    if (prev->sa_flags & SA_SIGINFO) {
+        prev->sa_sigaction(sig, si, uc);
+    } else if (prev->sa_handler == SIG_DFL || prev->sa_handler == SIG_IGN) {
+        struct sigaction dfl;
+        std::memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigaction(sig, &dfl, nullptr);  // returning re-executes the fault, now fatal as usual
+    } else {
+        prev->sa_handler(sig);
+    }
+}
+
+// (Re)installed at each launch: someone (faulthandler, say) may have replaced it meanwhile.
+void install_fault_handlers() {
+    std::lock_guard<std::mutex> lock(g_signal_mu);
+    for (int i = 0; i < 3; ++i) {
+        struct sigaction cur;
+        sigaction(kFaultSignals[i], nullptr, &cur);
+        if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_fault) continue;
+        g_prev_action[i] = cur;
+        struct sigaction sa;
+        std::memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_fault;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(kFaultSignals[i], &sa, nullptr);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Launch
+// ---------------------------------------------------------------------------------------------
+struct Shared {
+    const tm_launch* L;
+    uint64_t total;
+    std::atomic<uint64_t> next{0};
+    std::atomic<bool> abort{false};
+    std::mutex mu;
+    bool has_error = false;
+    char err[1024] = {};
+
+    void set_error(const char* msg) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!has_error) {
+            has_error = true;
+            std::snprintf(err, sizeof err, "%s", msg);
+        }
+        abort.store(true, std::memory_order_relaxed);
+    }
+};
+
+void run_worker(Shared* sh) {
+    const tm_launch* L = sh->L;
+    Worker* w = acquire_worker();
+    w->L = L;
+    w->n = L->tg[0] * L->tg[1] * L->tg[2];
+    w->reverse = (L->flags & TM_LAUNCH_REVERSE) != 0;
+    if (w->stack_bytes != L->stack_bytes) {
+        free_stacks(w);
+        w->stack_bytes = L->stack_bytes;
+    }
+    uint32_t off = 0;
+    for (uint32_t s = 0; s < L->n_tg_slots && s < TM_MAX_THREADGROUP_SLOTS; ++s) {
+        w->tg_params[s] = w->tg_mem + off;
+        off += (L->tg_lengths[s] + 15u) & ~15u;
+    }
+    w->tg_params_end = off;
+    w->decls.assign(L->n_static_decls, nullptr);
+
+    stack_t ss, old_ss;
+    ss.ss_sp = w->altstack;
+    ss.ss_size = w->altstack_len;
+    ss.ss_flags = 0;
+    sigaltstack(&ss, &old_ss);
+    tls_worker = w;
+
+    if (sigsetjmp(w->jmp, 1) == 0) {
+        while (!sh->abort.load(std::memory_order_relaxed)) {
+            const uint64_t idx = sh->next.fetch_add(1, std::memory_order_relaxed);
+            if (idx >= sh->total) break;
+            init_threadgroup(w, idx);
+            if (w->stacks.empty() && !map_stack(w)) {  // start_fiber can then not fail
+                sh->set_error("out of memory: cannot map the stack of a simulated thread");
+                break;
+            }
+            const int16_t f = start_fiber(w, w->cur);
+            w->in_threadgroup = true;
+            ctx_switch(&w->main, &w->ctx[f]);
+            w->in_threadgroup = false;
+            if (w->failed) {
+                sh->set_error(w->err);
+                break;
+            }
+        }
+    } else {  // back from the fault handler
+        w->in_threadgroup = false;
+        sh->set_error(w->err);
+    }
+
+    tls_worker = nullptr;
+    sigaltstack(&old_ss, nullptr);
+    release_worker(w);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The C interface
+// ---------------------------------------------------------------------------------------------
+// Every fiber starts here and runs threads until it finds the next runnable thread already
+// running on a fiber of its own; then it gives its stack back and switches there for good.
+extern "C" [[noreturn]] void tm_fiber_main() {
+    Worker* w = tls_worker;
+    const tm_launch* L = w->L;
+    const int16_t f = w->fiber_of[w->cur];
+    for (;;) {
+        const uint32_t t = w->cur;
+        L->entry(L, w->g, t, w->tg_params);
+        // Thread t returned from the kernel.
+        w->state[t] = kDone;
+        SimdGroup& s = w->sg[t / kWidth];
+        if (--s.running == 0) release_simd(w, s);
+        if (--w->live == 0) ctx_switch(&w->ctx[f], &w->main);  // never resumed
+        const uint32_t i = next_runnable(w);
+        w->cur = i;
+        if (w->fiber_of[i] < 0) {
+            w->fiber_of[i] = f;  // not started yet: run it on this fiber
+            continue;
+        }
+        w->free_fibers[w->n_free++] = uint16_t(f);
+        ctx_switch(&w->ctx[f], &w->ctx[w->fiber_of[i]]);  // never resumed
+    }
+}
+
+TM_API void tm_rt_barrier(void) {
+    Worker* w = tls_worker;
+    const uint32_t t = w->cur;
+    w->state[t] = kWaitBarrier;
+    SimdGroup& s = w->sg[t / kWidth];
+    s.running--;
+    if (++w->arrived == w->n) {  // the last one: everybody goes on, this thread first
+        w->arrived = 0;
+        std::memset(w->state, kRunning, w->n);
+        for (uint32_t b = 0, k = 0; b < w->n; b += kWidth, ++k) w->sg[k].running = w->sg[k].size;
+        return;
+    }
+    if (s.running == 0) release_simd(w, s);
+    schedule(w);
+}
+
+TM_API tm_simd_snapshot* tm_rt_simd_exchange(const void* value16, uint64_t site, uint32_t* lane) {
+    Worker* w = tls_worker;
+    const uint32_t t = w->cur;
+    std::memcpy(w->val[t], value16, 16);
+    w->site[t] = site;
+    w->state[t] = kWaitSimd;
+    SimdGroup& s = w->sg[t / kWidth];
+    w->arrival[t] = s.arrivals++;
+    if (--s.running == 0) release_simd(w, s);
+    if (w->state[t] != kRunning) schedule(w);
+    *lane = t % kWidth;
+    return &s.snap;
+}
+
+TM_API void* tm_rt_tg_alloc(uint32_t id, size_t size, size_t align) {
+    Worker* w = tls_worker;
+    if (id >= w->decls.size()) fail(w, "internal error: threadgroup declaration %u of %zu", id, w->decls.size());
+    void*& p = w->decls[id];
+    if (p != nullptr) return p;
+    align = std::max<size_t>(align, 16);
+    const size_t off = (w->tg_used + align - 1) / align * align;
+    if (off + size > TM_MAX_THREADGROUP_MEMORY)
+        fail(w,
+             "threadgroup memory limit exceeded: the kernel's threadgroup arrays (declared in the "
+             "kernel and passed as threadgroup_lengths) need at least %zu bytes, more than Metal's "
+             "%u bytes (maxThreadgroupMemoryLength); use smaller tiles or fewer threadgroup arrays",
+             off + size, TM_MAX_THREADGROUP_MEMORY);
+    p = w->tg_mem + off;
+    std::memset(p, 0, size);
+    w->tg_used = uint32_t(off + size);
+    return p;
+}
+
+TM_API int tm_rt_launch(const tm_launch* L, char* err, size_t errlen) {
+    const uint64_t n = uint64_t(L->tg[0]) * L->tg[1] * L->tg[2];
+    if (n == 0 || n > kMaxThreads) {
+        std::snprintf(err, errlen, "threadgroup of %llu threads: Metal allows 1 to %u threads per threadgroup",
+                      (unsigned long long)n, kMaxThreads);
+        return 1;
+    }
+    uint64_t tg_bytes = 0;
+    for (uint32_t s = 0; s < L->n_tg_slots; ++s) tg_bytes += (L->tg_lengths[s] + 15u) & ~15u;
+    if (L->n_tg_slots > TM_MAX_THREADGROUP_SLOTS || tg_bytes > TM_MAX_THREADGROUP_MEMORY) {
+        std::snprintf(err, errlen, "threadgroup_lengths total %llu bytes: Metal allows at most %u bytes",
+                      (unsigned long long)tg_bytes, TM_MAX_THREADGROUP_MEMORY);
+        return 1;
+    }
+    const uint64_t total = uint64_t(L->grid[0]) * L->grid[1] * L->grid[2];
+    if (total == 0) return 0;
+
+    install_fault_handlers();
+    Shared sh;
+    sh.L = L;
+    sh.total = total;
+    const uint64_t nw = std::max<uint64_t>(1, std::min<uint64_t>(L->n_workers, total));
+    std::vector<std::thread> threads;
+    for (uint64_t i = 1; i < nw; ++i) {
+        try {
+            threads.emplace_back(run_worker, &sh);
+        } catch (...) {
+            break;  // fewer workers is still correct
+        }
+    }
+    run_worker(&sh);  // the calling thread works too
+    for (std::thread& t : threads) t.join();
+    if (sh.has_error) {
+        std::snprintf(err, errlen, "%s", sh.err);
+        return 1;
+    }
+    return 0;
+}

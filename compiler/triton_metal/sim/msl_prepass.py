@@ -1,0 +1,289 @@
+"""The mechanical rewrite that lets g++ compile MSL against the shim (metal_shim.h).
+
+1. ``[[attributes]]`` are stripped (they contain words that are macros in the shim, such as
+   ``threadgroup``); the kernel's parameter attributes are parsed first, so the trampoline knows
+   which parameter is which buffer slot, threadgroup slot or builtin.
+2. Kernel-scope ``threadgroup T name[N];`` becomes a reference into the threadgroup's shared
+   memory block. With an empty ``threadgroup`` macro it would silently become a per-thread local.
+3. Program-scope ``constant T x = ...;`` becomes ``static const T x = ...;`` so it stays a constant.
+
+Every edit keeps the line count, so g++'s line numbers are the ``.metal`` file's lines.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Metal builtins the trampoline can provide.
+BUILTINS = frozenset({
+    "thread_position_in_grid", "thread_position_in_threadgroup", "thread_index_in_threadgroup",
+    "threadgroup_position_in_grid", "threadgroups_per_grid", "threads_per_threadgroup", "threads_per_grid",
+    "thread_index_in_simdgroup", "simdgroup_index_in_threadgroup", "simdgroups_per_threadgroup",
+    "threads_per_simdgroup", "thread_execution_width", "dispatch_threads_per_threadgroup",
+    "dispatch_simdgroups_per_threadgroup", "grid_size", "grid_origin", "thread_index_in_quadgroup",
+    "quadgroup_index_in_threadgroup", "quadgroups_per_threadgroup",
+})
+
+# Standard C++ attributes are left alone; every other [[...]] is Metal's and is stripped.
+_CXX_ATTRIBUTES = re.compile(r"\s*(maybe_unused|nodiscard|likely|unlikely|fallthrough|noreturn|deprecated|gnu::)")
+_ATTRIBUTE = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
+_KERNEL = re.compile(r"\bkernel\s+void\s+([A-Za-z_]\w*)\s*\(")
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+_DECLARATOR = re.compile(r"(?P<type>.*?)\b(?P<name>[A-Za-z_]\w*)\s*(?P<dims>(?:\[[^\]]*\]\s*)*)$", re.DOTALL)
+_SLOT = re.compile(r"(buffer|threadgroup)\s*\(\s*(\d+)\s*\)$")
+_MAX_THREADS = re.compile(r"max_total_threads_per_threadgroup\s*\(\s*(\d+)\s*\)")
+_OPEN = {"(": ")", "[": "]", "{": "}", "<": ">"}
+
+
+class PrepassError(ValueError):
+    """The MSL is not something the simulator can take; ``line`` is 1-based."""
+
+    def __init__(self, message: str, line: int):
+        self.line = line
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class KernelParam:
+    """One kernel parameter. ``index`` is the slot of a buffer or threadgroup parameter."""
+
+    name: str
+    kind: str  # 'buffer' | 'threadgroup' | 'builtin'
+    index: int | None
+    builtin: str | None
+    type_text: str
+    position: int  # 0-based position in the signature
+
+
+@dataclass(frozen=True)
+class PrepassResult:
+    text: str  # C++ with the .metal file's line numbering
+    params: list
+    n_static_decls: int  # kernel-scope threadgroup declarations of the kernel
+    max_threads: int | None  # [[max_total_threads_per_threadgroup(N)]], if given
+
+
+def mask(src: str) -> str:
+    """``src`` with comments and string/char literals blanked out (same length and lines)."""
+    out = list(src)
+    i, n = 0, len(src)
+
+    def blank(a: int, b: int) -> None:
+        for k in range(a, b):
+            if out[k] != "\n":
+                out[k] = " "
+
+    while i < n:
+        c = src[i]
+        if c == "/" and src.startswith("//", i):
+            j = src.find("\n", i)
+            j = n if j < 0 else j
+        elif c == "/" and src.startswith("/*", i):
+            j = src.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+        elif c == '"' or (c == "'" and not (i and (src[i - 1].isalnum() or src[i - 1] == "_"))):
+            j = i + 1
+            while j < n and src[j] != c and src[j] != "\n":
+                j += 2 if src[j] == "\\" else 1
+            j = min(j + 1, n)
+        else:
+            i += 1
+            continue
+        blank(i, j)
+        i = j
+    return "".join(out)
+
+
+def _line(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _keep_lines(replacement: str, original: str) -> str:
+    return replacement + "\n" * original.count("\n")
+
+
+def _split_top(text: str, sep: str = ",") -> list:
+    """(start, end) of the parts of ``text`` between depth-0 separators."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        if c in "([{<":
+            depth += 1
+        elif c in ")]}>":
+            depth -= 1
+        elif c == sep and depth == 0:
+            parts.append((start, i))
+            start = i + 1
+    parts.append((start, len(text)))
+    return parts
+
+
+def _match_close(text: str, open_pos: int) -> int:
+    """Index of the bracket closing the one at ``open_pos`` (only that bracket kind counts)."""
+    o, c = text[open_pos], _OPEN[text[open_pos]]
+    depth = 0
+    for i in range(open_pos, len(text)):
+        if text[i] == o:
+            depth += 1
+        elif text[i] == c:
+            depth -= 1
+            if depth == 0:
+                return i
+    raise PrepassError(f"unbalanced '{o}'", _line(text, open_pos))
+
+
+def _parse_param(masked: str, start: int, end: int, position: int) -> KernelParam:
+    raw = masked[start:end]
+    attrs = [m.group(1).strip() for m in _ATTRIBUTE.finditer(raw)]
+    decl = " ".join(_ATTRIBUTE.sub(" ", raw).split())
+    line = _line(masked, start + len(raw) - len(raw.lstrip()))
+    names = _IDENT.findall(decl)
+    if not names:
+        raise PrepassError(f"cannot parse kernel parameter '{decl}'", line)
+    name = names[-1]
+    type_text = decl[: decl.rfind(name)].strip()
+    for attr in attrs:
+        m = _SLOT.match(attr)
+        if m:
+            return KernelParam(name, m.group(1), int(m.group(2)), None, type_text, position)
+        if attr in BUILTINS:
+            return KernelParam(name, "builtin", None, attr, type_text, position)
+    if attrs:
+        raise PrepassError(
+            f"kernel parameter '{name}' has attribute [[{attrs[0]}]], which the Metal simulator does not "
+            "support (it runs compute kernels with buffer, threadgroup and builtin parameters)", line)
+    raise PrepassError(
+        f"kernel parameter '{name}' has no [[buffer(i)]], [[threadgroup(i)]] or builtin attribute", line)
+
+
+def _threadgroup_decls(masked: str, body_start: int, body_end: int, edits: list) -> int:
+    """Queue rewrites of the threadgroup declarations in one kernel body; returns their count."""
+    count = 0
+    for m in re.finditer(r"\bthreadgroup\b", masked[body_start:body_end]):
+        pos = body_start + m.start()
+        if _previous_char(masked, pos) not in "{};":
+            continue  # not at the start of a statement: a cast, a parameter ...
+        semi = masked.find(";", pos, body_end)
+        if semi < 0:
+            continue
+        stmt = masked[pos + len("threadgroup"):semi]
+        depth0 = "".join(c for c, d in zip(stmt, _depths(stmt)) if d == 0)
+        if any(c in depth0 for c in "*&=("):
+            continue  # a pointer or reference into threadgroup memory: a per-thread variable
+        out, type_text = [], None
+        for a, b in _split_top(stmt):
+            part = stmt[a:b]
+            if type_text is None:
+                d = _DECLARATOR.match(part.strip())
+                if not d or not d.group("type").strip():
+                    raise PrepassError(f"cannot parse threadgroup declaration '{' '.join(stmt.split())}'",
+                                       _line(masked, pos))
+                type_text = " ".join(d.group("type").split())
+            else:
+                d = re.match(r"\s*(?P<name>[A-Za-z_]\w*)\s*(?P<dims>(?:\[[^\]]*\]\s*)*)$", part, re.DOTALL)
+                if not d:
+                    raise PrepassError(f"cannot parse threadgroup declarator '{part.strip()}'", _line(masked, pos))
+            t = f"__tm_tg_t{count}"
+            dims = "".join(d.group("dims").split())
+            out.append(f"using {t} = {type_text} {dims}; {t}& {d.group('name')} = *static_cast<{t}*>("
+                       f"tm_rt_tg_alloc({count}, sizeof({t}), alignof({t})));")
+            count += 1
+        edits.append((pos, semi + 1, _keep_lines(" ".join(out), masked[pos:semi + 1])))
+    return count
+
+
+def _previous_char(text: str, pos: int) -> str:
+    """The last non-blank character before ``pos`` ('' at the start)."""
+    while pos > 0 and text[pos - 1].isspace():
+        pos -= 1
+    return text[pos - 1] if pos else ""
+
+
+def _depths(text: str) -> list:
+    """Bracket depth at each character of ``text``."""
+    depth, out = 0, []
+    for c in text:
+        if c in ")]}>":
+            depth -= 1
+        out.append(depth)
+        if c in "([{<":
+            depth += 1
+    return out
+
+
+def _program_scope_constants(masked: str, edits: list) -> None:
+    """``constant T x = v;`` at program scope -> ``static const T x = v;``."""
+    braces, parens = [], 0  # braces: one flag per open '{', True for a namespace's
+    for m in re.finditer(r"[{}()]|(?:\bconst\s+)?\bconstant\b(?:\s+const\b)?", masked):
+        tok = m.group(0)
+        if tok == "{":
+            braces.append(bool(re.search(r"\bnamespace\b[\w\s:]*$", masked[max(0, m.start() - 200):m.start()])))
+        elif tok == "}":
+            if braces:
+                braces.pop()
+        elif tok == "(":
+            parens += 1
+        elif tok == ")":
+            parens -= 1
+        elif parens == 0 and all(braces):
+            edits.append((m.start(), m.end(), "static const"))
+
+
+def rewrite(msl: str, kernel_name: str) -> PrepassResult:
+    """Rewrite ``msl`` for g++ and parse the signature of kernel ``kernel_name``."""
+    masked = mask(msl)
+    edits = []  # (start, end, replacement) on msl, non-overlapping
+
+    # [[kernel]] void f(...) is the same as kernel void f(...).
+    for m in re.finditer(r"\[\[\s*kernel\s*\]\]", masked):
+        edits.append((m.start(), m.end(), "kernel".ljust(m.end() - m.start())))
+    masked_k = re.sub(r"\[\[\s*kernel\s*\]\]", lambda m: "kernel".ljust(len(m.group(0))), masked)
+
+    kernels = {m.group(1): m for m in _KERNEL.finditer(masked_k)}
+    if kernel_name not in kernels:
+        found = ", ".join(sorted(kernels)) or "none"
+        raise PrepassError(f"kernel '{kernel_name}' not found in the MSL (kernels found: {found})", 1)
+
+    params, n_decls, max_threads = [], 0, None
+    for name, m in kernels.items():
+        open_paren = m.end() - 1
+        close_paren = _match_close(masked_k, open_paren)
+        brace = masked_k.find("{", close_paren)
+        if brace < 0 or masked_k[close_paren + 1:brace].strip():
+            if name == kernel_name:
+                raise PrepassError(f"kernel '{name}' has no body", _line(masked, m.start()))
+            continue
+        decls = _threadgroup_decls(masked_k, brace, _match_close(masked_k, brace), edits)
+        if name != kernel_name:
+            continue
+        n_decls = decls
+        signature = masked_k[open_paren + 1:close_paren]
+        if signature.strip() and signature.strip() != "void":
+            for pos, (a, b) in enumerate(_split_top(signature)):
+                params.append(_parse_param(masked_k, open_paren + 1 + a, open_paren + 1 + b, pos))
+        prev_end = max(masked_k.rfind(c, 0, m.start()) for c in ";}")
+        for attr in _ATTRIBUTE.finditer(masked_k, prev_end + 1, m.start()):
+            limit = _MAX_THREADS.search(attr.group(1))
+            if limit:
+                max_threads = int(limit.group(1))
+
+    _check_slots(params, masked_k, kernels[kernel_name].start())
+
+    for m in _ATTRIBUTE.finditer(masked_k):
+        if not _CXX_ATTRIBUTES.match(m.group(1)):
+            edits.append((m.start(), m.end(), _keep_lines("", masked[m.start():m.end()])))
+    _program_scope_constants(masked_k, edits)
+
+    out = msl
+    for start, end, text in sorted(edits, reverse=True):
+        out = out[:start] + text + out[end:]
+    return PrepassResult(out, params, n_decls, max_threads)
+
+
+def _check_slots(params: list, masked: str, kernel_pos: int) -> None:
+    seen = set()
+    for p in params:
+        if p.kind == "builtin":
+            continue
+        if (p.kind, p.index) in seen:
+            raise PrepassError(f"two kernel parameters use [[{p.kind}({p.index})]]", _line(masked, kernel_pos))
+        seen.add((p.kind, p.index))
