@@ -109,6 +109,13 @@ class KernelEmitter:
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.depth + line)
 
+    def source_comment(self, op) -> None:
+        """A comment with the kernel source line of `op`: memory accesses are what users trace."""
+        m = re.match(r"(.*):(\d+):\d+$", op.location or "")
+        if m:
+            text = linecache.getline(m.group(1), int(m.group(2))).strip()
+            self.emit(f"// {m.group(1).rsplit('/', 1)[-1]}:{m.group(2)}: {text}" if text else f"// {op.location}")
+
     def unsupported(self, op, reason: str = "", alternative: str = ""):
         return UnsupportedOperationError(op.name if hasattr(op, "name") else str(op),
                                          source_line(getattr(op, "location", "") or self.last_location),

@@ -71,6 +71,32 @@ def name_hint_of(loc_text: str) -> str:
     return m.group(1) if m else ""
 
 
+_LOC_ALIAS = re.compile(r"^(#loc\d*) = (loc\(.*\))$")
+_OP_LINE = re.compile(r'^\s*(?:%[\w:#]+(?:, %[\w:#]+)* = )?"?([a-z_]+\.[a-z_.]+)"?.* (loc\(.*\))$')
+
+
+def op_locations(module_text: str) -> dict:
+    """Location text of every op line, by op name in text order, with `#loc` aliases expanded.
+
+    Ops without results have no location in the bindings; for ops without regions the k-th
+    occurrence of a name in the text is the k-th one the walk visits.
+    """
+    lines = module_text.splitlines()
+    aliases = dict(m.groups() for m in map(_LOC_ALIAS.match, lines) if m)
+
+    def expand(text, depth=0):
+        if depth > 20:
+            return text
+        return re.sub(r"#loc\d*", lambda m: expand(aliases.get(m.group(0), ""), depth + 1), text)
+
+    found: dict = {}
+    for line in lines:
+        m = _OP_LINE.match(line)
+        if m:
+            found.setdefault(m.group(1), []).append(expand(m.group(2)))
+    return found
+
+
 class ModuleReader:
 
     def __init__(self, mod):
@@ -110,6 +136,7 @@ class ModuleReader:
         blocks: dict[int, Block] = {}  # region id -> its (single) block
         constants = [m.group(1) for m in map(_CONSTANT_LINE.search, self.mod.str_nodebug().splitlines()) if m]
         const_iter = iter(constants)
+        locations = {name: iter(locs) for name, locs in op_locations(str(self.mod)).items()}
         func_op = None
 
         def visit(h):
@@ -128,7 +155,10 @@ class ModuleReader:
             for i in range(h.get_num_regions()):
                 rid = h.get_region(i).id()
                 regions.append(blocks.pop(rid, Block([])))
-            loc = location_of(str(h.get_result(0).get_loc())) if results else ""
+            if h.get_num_regions() == 0 and name in locations:
+                loc = location_of(next(locations[name], ""))
+            else:
+                loc = location_of(str(h.get_result(0).get_loc())) if results else ""
             op = Op(name, h, operands, results, regions, loc)
             if name == "arith.constant":
                 op.constant_text = next(const_iter, "")

@@ -11,6 +11,7 @@ def lower_load(em, op):
     other = em.var(op.operands[2]) if len(op.operands) > 2 else None
     result = op.results[0]
     zero = f"{em.ctype(result)}(0)"
+    em.source_comment(op)
 
     def text(i):
         load = f"*{ptr.at(i)}"
@@ -51,6 +52,7 @@ def lower_store(em, op):
     # Copies of an element held by several threads (or registers) are stored once, so that a
     # kernel reading and writing the same address sees one store, as on CUDA.
     owner = owner_condition(layout)
+    em.source_comment(op)
     reg_mask = _redundant_bits(layout.reg_bases) if layout is not None else 0
 
     def text(i):
