@@ -142,3 +142,24 @@ def test_runs_again_after_a_failed_dispatch(run_msl):
         run_msl(FILL, "fill", (1, 1, 1), (4, 1, 1), {0: 0})
     run_msl(FILL, "fill", (1, 1, 1), (4, 1, 1), {0: out})
     np.testing.assert_array_equal(out, 1.0)
+
+
+def test_buffer_slot_beyond_metal_argument_table():
+    src = PRELUDE + """
+kernel void far(device float* out [[buffer(31)]], uint i [[thread_position_in_grid]]) {
+    out[i] = 1.0f;
+}
+"""
+    with pytest.raises(SimCompileError, match=r"uses \[\[buffer\(31\)\]\], but Metal has 31 buffer argument slots "
+                                              r"\(indices 0 to 30\)"):
+        build_kernel(src, "far")
+
+
+def test_threadgroup_slot_beyond_metal_argument_table():
+    src = PRELUDE + """
+kernel void far(device float* out [[buffer(0)]], threadgroup float* t [[threadgroup(31)]]) {
+    out[0] = t[0];
+}
+"""
+    with pytest.raises(SimCompileError, match=r"uses \[\[threadgroup\(31\)\]\], but Metal has 31 threadgroup"):
+        build_kernel(src, "far")

@@ -60,3 +60,26 @@ def test_kernel_attribute_spelling():
     res = rewrite("[[kernel]] void f(device int* p [[buffer(2)]]) { p[0] = 1; }", "f")
     assert res.text.startswith("kernel     void f(")
     assert [(p.name, p.index) for p in res.params] == [("p", 2)]
+
+
+def test_instrumented_rewrite_wraps_pointers_and_marks_statements():
+    res = rewrite(SRC, "k", instrument=True)
+    assert res.text.count("\n") == SRC.count("\n")
+    lines = res.text.splitlines()
+    assert "__tm::device_ptr<const float> a" in lines[4]
+    assert "__tm::threadgroup_ptr<float4> scratch" in lines[6]
+    assert "auto buf = __tm::threadgroup_decl<" in lines[8] and "auto other = __tm::threadgroup_decl<" in lines[8]
+    assert "__tm::threadgroup_ptr<float> p = buf;" in lines[9]
+    # each statement is preceded by the marker of its own line (markers go after the previous ';' or '{')
+    assert "__TM_SITE(9);" in lines[7] and "__TM_SITE(10);" in lines[8] and "__TM_SITE(11);" in lines[9]
+
+
+def test_markers_skip_else_and_initializer_lists():
+    src = """kernel void f(device int* p [[buffer(0)]]) {
+    int v[2] = {1, 2};
+    if (v[0]) p[0] = 1; else p[1] = 2;
+    do { p[0] += 1; } while (p[0] < 3);
+}"""
+    text = rewrite(src, "f", instrument=True).text
+    assert "= {1, 2};" in text and "; else" in text and "} while" in text
+    assert text.count("__TM_SITE(") == 4  # before lines 2, 3, 4 and inside the do block

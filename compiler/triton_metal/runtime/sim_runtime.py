@@ -22,6 +22,14 @@ class SimRuntime:
         pipeline.dispatch(grid=grid, threadgroup=threadgroup, buffers=buffers,
                           threadgroup_lengths=threadgroup_lengths or {})
 
+    def buffer_argument(self, value, arg_name: str):
+        """A pointer argument as the simulator binds it: the tensor itself once its device is checked
+        (the executor takes its address, and its size for strict mode's bounds checks), 0 for None."""
+        if value is None:
+            return 0
+        self.buffer_address(value, arg_name)
+        return value
+
     def buffer_address(self, tensor, arg_name: str) -> int:
         if tensor.device.type != "cpu":
             raise ValueError(

@@ -8,9 +8,15 @@
 
 Threads of a threadgroup run cooperatively as fibers, so threadgroup_barrier and simd
 collectives behave exactly; threadgroups run in parallel on OS threads.
-"""
-from triton_metal.sim.errors import SimCompileError, SimError, SimLaunchError
-from triton_metal.sim.executor import SimKernel, build_kernel
-from triton_metal.sim.msl_prepass import KernelParam
 
-__all__ = ["KernelParam", "SimCompileError", "SimError", "SimKernel", "SimLaunchError", "build_kernel"]
+Strict mode (``TRITON_METAL_SIM_STRICT=1``, or ``pytest -p triton_metal.sim.pytest_plugin
+--sim-strict``) and traffic counters (``with count_traffic() as traffic: ...``) run kernels from a
+second, instrumented build of each kernel; see ``executor`` and ``traffic``.
+"""
+from triton_metal.sim.errors import SimCompileError, SimError, SimLaunchError, SimStrictError
+from triton_metal.sim.executor import SimKernel, build_kernel, strict_enabled
+from triton_metal.sim.msl_prepass import KernelParam
+from triton_metal.sim.traffic import SiteStats, TrafficStats, count_traffic
+
+__all__ = ["KernelParam", "SimCompileError", "SimError", "SimKernel", "SimLaunchError", "SimStrictError", "SiteStats",
+           "TrafficStats", "build_kernel", "count_traffic", "strict_enabled"]

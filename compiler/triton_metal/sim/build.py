@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,15 @@ def _flags() -> list:
     return flags
 
 
-KERNEL_FLAGS = ["-fno-exceptions", "-fno-rtti", "-fvisibility=hidden"]
+KERNEL_FLAGS = ["-fno-exceptions", "-fno-rtti", "-fvisibility=hidden", "-fno-plt"]
+
+
+def _instrument_flags() -> list:
+    """Strict-mode / traffic-counting builds (a second library per kernel, cached separately)."""
+    flags = ["-DTM_SIM_INSTRUMENT=1"]
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        flags.append("-mtls-dialect=gnu2")  # the statement-site marker is thread-local
+    return flags
 
 
 def _runtime_flags() -> list:
@@ -107,6 +116,37 @@ def _write_atomic(path: Path, data: str) -> None:
     os.replace(tmp, path)
 
 
+# ---- integrity of cached libraries (added by the reliability work, issue 10) -------------------
+# dlopen of a truncated library dies with SIGBUS, so a library is served only when its sha256
+# matches the digest written (atomically, before the library's own rename) when it was built;
+# otherwise it is rebuilt in place (atomic rename, never deleted: another process may be loading it).
+def _digest_path(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+def _seal(built: Path, library: Path) -> None:
+    _write_atomic(_digest_path(library), hashlib.sha256(built.read_bytes()).hexdigest())
+
+
+def _sealed(library: Path) -> bool:
+    try:
+        expected = _digest_path(library).read_text().strip()
+        actual = hashlib.sha256(library.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return False  # not built yet, or built before digests existed: (re)build it
+    if actual != expected:
+        global corrupt_libraries
+        from triton_metal.errors import CacheCorruptionWarning  # lazily: the simulator imports without triton
+        corrupt_libraries += 1
+        warnings.warn(f"triton-metal simulator: cached library {library} does not match its checksum "
+                      "(truncated or damaged): rebuilding it", CacheCorruptionWarning, stacklevel=3)
+        return False
+    return True
+
+
+corrupt_libraries = 0  # damaged libraries found (and rebuilt) by this process
+
+
 def _compile(cmd_prefix: list, source: Path, out: Path) -> subprocess.CompletedProcess:
     """Compile ``source`` into ``out`` through a temporary file and an atomic rename."""
     global compiler_runs
@@ -114,6 +154,7 @@ def _compile(cmd_prefix: list, source: Path, out: Path) -> subprocess.CompletedP
     tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     proc = subprocess.run([*cmd_prefix, "-o", str(tmp), str(source)], capture_output=True, text=True, check=False)
     if proc.returncode == 0:
+        _seal(tmp, out)
         os.replace(tmp, out)
     else:
         tmp.unlink(missing_ok=True)
@@ -128,7 +169,7 @@ def runtime_library() -> Path:
     key = _key(source, (INCLUDE_DIR / "tm_sim_abi.h").read_text(), " ".join(cmd), _compiler_identity(cxx))
     out = cache_dir() / f"tm_runtime-{key}.so"
     with _lock(str(out)):
-        if not out.exists():
+        if not _sealed(out):
             proc = _compile(cmd, RUNTIME_SOURCE, out)
             if proc.returncode != 0:
                 raise SimCompileError(f"could not build the simulator runtime {RUNTIME_SOURCE}", proc.stderr)
@@ -143,10 +184,11 @@ class BuiltKernel:
     prepass: msl_prepass.PrepassResult
 
 
-def build(msl: str, kernel_name: str) -> BuiltKernel:
-    """Compile kernel ``kernel_name`` of ``msl``, or find it in the cache."""
+def build(msl: str, kernel_name: str, instrument: bool = False) -> BuiltKernel:
+    """Compile kernel ``kernel_name`` of ``msl``, or find it in the cache. ``instrument``: the build
+    for strict mode and traffic counters (checked device and threadgroup pointers)."""
     cxx = compiler()
-    cmd = [*cxx, *_flags(), *KERNEL_FLAGS]
+    cmd = [*cxx, *_flags(), *KERNEL_FLAGS, *(_instrument_flags() if instrument else [])]
     key = _key(msl, kernel_name, _sources_digest(), " ".join(cmd), _compiler_identity(cxx))
     root = cache_dir()
     metal_path = root / f"{key}.metal"
@@ -154,11 +196,11 @@ def build(msl: str, kernel_name: str) -> BuiltKernel:
     if not metal_path.exists():
         _write_atomic(metal_path, msl)
     try:
-        pre = msl_prepass.rewrite(msl, kernel_name)
+        pre = msl_prepass.rewrite(msl, kernel_name, instrument)
     except msl_prepass.PrepassError as e:
         raise SimCompileError(f"{metal_path}:{e.line}: error: {e}", metal_path=str(metal_path)) from None
     with _lock(key):
-        if not library.exists():
+        if not _sealed(library):
             cpp_path = root / f"{key}.cpp"
             _write_atomic(cpp_path, "".join([
                 "#include <metal_stdlib>\n",

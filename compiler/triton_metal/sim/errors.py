@@ -17,3 +17,8 @@ class SimCompileError(SimError):
 
 class SimLaunchError(SimError):
     """A dispatch that Metal would reject, or a kernel that failed while it ran."""
+
+
+class SimStrictError(SimLaunchError):
+    """Strict mode caught a kernel bug: an out-of-bounds access, a read of unwritten threadgroup
+    memory, a threadgroup-memory race or threads meeting at different barriers."""

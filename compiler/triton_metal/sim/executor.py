@@ -5,20 +5,29 @@
 Environment: ``TRITON_METAL_SIM_THREADS`` (OS worker threads, default: the CPUs this process may use),
 ``TRITON_METAL_SIM_STACK_KB`` (stack per simulated thread, default 64) and
 ``TRITON_METAL_SIM_SCHEDULE`` (``forward``, the default, or ``reverse``: threads of a
-threadgroup run in reverse order, which exposes races such as a missing barrier).
+threadgroup run in reverse order, which exposes races such as a missing barrier) and
+``TRITON_METAL_SIM_STRICT=1`` (strict mode: kernels run from their instrumented build, which
+checks every device and threadgroup access against its buffer or array, reports reads of
+unwritten threadgroup memory, threadgroup-memory races between simdgroups and barriers that the
+threads of a threadgroup reach at different calls; see ``strict_enabled``).
 """
 from __future__ import annotations
 
 import ctypes
 import os
+import re
 import threading
+from pathlib import Path
 
 from triton_metal.sim import build as _build
-from triton_metal.sim.errors import SimCompileError, SimLaunchError
+from triton_metal.sim import traffic as _traffic
+from triton_metal.sim.errors import SimCompileError, SimLaunchError, SimStrictError
 
 MAX_THREADS_PER_THREADGROUP = 1024
 MAX_THREADGROUP_MEMORY = 32768
 _SCHEDULES = {"forward": 0, "reverse": 1}  # tm_launch.flags (TM_LAUNCH_REVERSE)
+TM_LAUNCH_STRICT = 2  # tm_sim_abi.h
+TM_LAUNCH_COUNT = 4
 
 _runtime = None
 _runtime_lock = threading.Lock()
@@ -40,8 +49,27 @@ def build_kernel(msl_source: str, kernel_name: str) -> SimKernel:
     kernel = _kernels.get(memo)
     if kernel is None:
         _load_runtime()
-        kernel = _kernels[memo] = SimKernel(_build.build(msl_source, kernel_name))
+        kernel = _kernels[memo] = SimKernel(_build.build(msl_source, kernel_name), msl_source)
     return kernel
+
+
+def strict_enabled() -> bool:
+    """Strict mode: ``TRITON_METAL_SIM_STRICT=1`` (or the pytest option ``--sim-strict`` of
+    ``triton_metal.sim.pytest_plugin``, which sets it)."""
+    raw = os.environ.get("TRITON_METAL_SIM_STRICT", "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SimLaunchError(f"TRITON_METAL_SIM_STRICT={raw!r}: use 1 (strict mode) or 0")
+
+
+def clear_memo() -> list:
+    """Forget every loaded kernel and return them (for ``triton_metal.runtime.clear_cache``, which
+    unloads the libraries of those nobody references any more). Added by the reliability work."""
+    kernels = list(_kernels.values())
+    _kernels.clear()
+    return kernels
 
 
 def _cpu_count() -> int:
@@ -80,6 +108,19 @@ def _dim3(value, what: str, lo: int) -> tuple:
     return dims + (1,) * (3 - len(dims))
 
 
+def _size(value) -> int:
+    """Bytes addressable from a buffer value (0 = unknown): a tensor's storage from its first
+    element on, an array's or bytes' length."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return max(len(value), 16)
+    if hasattr(value, "untyped_storage"):
+        storage = value.untyped_storage()
+        return max(0, storage.nbytes() - (value.data_ptr() - storage.data_ptr()))
+    if hasattr(value, "__array_interface__") and hasattr(value, "nbytes"):
+        return int(value.nbytes)
+    return 0
+
+
 def _address(value, slot: int, keep: list) -> int:
     """A buffer value as an address: an int, bytes-like contents (copied), a torch tensor or a
     numpy array (their memory is used in place)."""
@@ -102,28 +143,48 @@ def _address(value, slot: int, keep: list) -> int:
 class SimKernel:
     """A compiled kernel: ``params`` describes its signature, ``dispatch`` runs it."""
 
-    def __init__(self, built: _build.BuiltKernel):
+    def __init__(self, built: _build.BuiltKernel, msl_source: str | None = None):
+        self._msl = msl_source
+        self._instrumented = None  # the strict / counting build, loaded when first needed
         self.name = built.name
         self.params = list(built.prepass.params)
         self.metal_path = str(built.metal_path)
         self.library_path = str(built.library)
         self.max_threads = built.prepass.max_threads
-        try:
-            self._lib = ctypes.CDLL(str(built.library), mode=os.RTLD_NOW | os.RTLD_LOCAL)
-        except OSError as e:
-            raise SimCompileError(f"could not load the library of kernel '{self.name}': {e}",
-                                  metal_path=self.metal_path) from None
-        fn = self._lib.tm_dispatch
-        fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint32),
-                       ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32,
-                       ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t]
-        self._fn = fn
+        self._lib, self._fn = self._load(built)
         self._buffers = {p.index: p for p in self.params if p.kind == "buffer"}
         self._threadgroup = {p.index: p for p in self.params if p.kind == "threadgroup"}
 
     def __repr__(self) -> str:
         return f"SimKernel({self.name!r}, {self.metal_path})"
+
+    def _load(self, built: _build.BuiltKernel) -> tuple:
+        try:
+            lib = ctypes.CDLL(str(built.library), mode=os.RTLD_NOW | os.RTLD_LOCAL)
+        except OSError as e:
+            raise SimCompileError(f"could not load the library of kernel '{self.name}': {e}",
+                                  metal_path=self.metal_path) from None
+        fn = lib.tm_dispatch
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint32),
+                       ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32,
+                       ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t,
+                       ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint64), ctypes.c_void_p]
+        return lib, fn
+
+    def _instrumented_fn(self):
+        if self._instrumented is None:
+            msl = self._msl if self._msl is not None else Path(self.metal_path).read_text()
+            self._instrumented = self._load(_build.build(msl, self.name, instrument=True))
+        return self._instrumented[1]
+
+    def _message(self, raw: str) -> str:
+        """Names the buffers in a runtime message: {buffer:1} -> 'x_ptr' [[buffer(1)]]."""
+        def name(m):
+            slot = int(m.group(1))
+            p = self._buffers.get(slot)
+            return f"'{p.name}' [[buffer({slot})]]" if p else f"[[buffer({slot})]]"
+        return re.sub(r"\{buffer:(-?\d+)\}", name, raw)
 
     def dispatch(self, grid, threadgroup, buffers=None, threadgroup_lengths=None) -> None:
         """Run ``grid`` threadgroups of ``threadgroup`` threads; returns when all have finished."""
@@ -158,11 +219,27 @@ class SimKernel:
             buf_array[slot] = _address(buffers[slot], slot, keep)
         len_array = (ctypes.c_uint32 * max(len(lengths), 1))(*lengths)
         err = ctypes.create_string_buffer(2048)
-        rc = self._fn(buf_array, (ctypes.c_uint32 * 3)(*grid), (ctypes.c_uint32 * 3)(*tg), len_array,
-                      len(lengths), _env_int("TRITON_METAL_SIM_THREADS", _cpu_count(), 1),
-                      _env_int("TRITON_METAL_SIM_STACK_KB", 64, 4) * 1024, _schedule_flags(), err, len(err))
+        flags, fn, sizes, stats = _schedule_flags(), self._fn, None, None
+        strict, counting = strict_enabled(), _traffic.collecting()
+        if strict or counting:
+            fn = self._instrumented_fn()
+            sizes = (ctypes.c_uint64 * max(n_buf, 1))(*[_size(buffers[s]) if s in self._buffers else 0
+                                                         for s in range(n_buf)])
+            flags |= TM_LAUNCH_STRICT if strict else 0
+            if counting:
+                flags |= TM_LAUNCH_COUNT
+                stats, sites = _traffic.new_c_stats()
+                keep.append(sites)
+        rc = fn(buf_array, (ctypes.c_uint32 * 3)(*grid), (ctypes.c_uint32 * 3)(*tg), len_array,
+                len(lengths), _env_int("TRITON_METAL_SIM_THREADS", _cpu_count(), 1),
+                _env_int("TRITON_METAL_SIM_STACK_KB", 64, 4) * 1024, flags, err, len(err),
+                n_buf if sizes is not None else 0, sizes, ctypes.addressof(stats) if stats is not None else None)
         if rc != 0:
-            raise SimLaunchError(f"kernel '{self.name}' ({self.metal_path}): {err.value.decode(errors='replace')}")
+            message = self._message(err.value.decode(errors="replace"))
+            error = SimStrictError if message.startswith("strict mode:") else SimLaunchError
+            raise error(f"kernel '{self.name}' ({self.metal_path}): {message}")
+        if stats is not None:
+            _traffic.record(_traffic.from_c_stats(self.name, stats, grid, tg))
 
     def _threadgroup_lengths(self, given: dict) -> list:
         """Bytes per [[threadgroup(i)]] slot, checked as Metal's setThreadgroupMemoryLength would."""

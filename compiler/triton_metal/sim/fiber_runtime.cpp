@@ -41,6 +41,10 @@ namespace {
 
 constexpr uint32_t kMaxThreads = TM_MAX_THREADS_PER_THREADGROUP;
 constexpr uint32_t kWidth = TM_SIMD_WIDTH;
+// Threadgroup memory block of a worker: twice Metal's limit, so strict mode has room for the
+// red zones it leaves between threadgroup arrays (the limit itself is checked on requested bytes).
+constexpr size_t kTgArea = 2 * size_t(TM_MAX_THREADGROUP_MEMORY);
+constexpr uint32_t kRedZone = 64;  // strict mode: unallocated bytes after each threadgroup array
 
 // ---------------------------------------------------------------------------------------------
 // Context switch
@@ -161,6 +165,33 @@ struct Stack {
     size_t guard = 0;
 };
 
+// Traffic counters of one worker (TM_LAUNCH_COUNT), merged into tm_launch.stats at the end.
+// A simdgroup access = the k-th execution of a site (MSL line) by each lane of a simdgroup:
+// lanes are grouped by how often each has executed that site in the threadgroup so far.
+struct Group {
+    uint32_t n = 0;  // lanes recorded
+    uint32_t len[kWidth];
+    uintptr_t addr[kWidth];
+};
+
+struct Counters {
+    tm_stats tot;
+    std::vector<tm_site_stats> sites;
+    std::vector<int32_t> index;                          // line -> sites index, -1 none
+    std::vector<std::vector<uint32_t>> occurrences;      // [site][thread]
+    std::vector<std::vector<std::vector<Group>>> groups;  // [site][simdgroup][occurrence]
+    std::vector<std::vector<uint32_t>> used;             // [site][simdgroup]: groups in use
+
+    void reset() {
+        std::memset(&tot, 0, sizeof tot);
+        sites.clear();
+        index.assign(index.size(), -1);
+        occurrences.clear();
+        groups.clear();
+        used.clear();
+    }
+};
+
 struct SimdGroup {
     uint32_t base = 0;     // thread index of lane 0
     uint32_t size = 0;     // lanes (the last simdgroup may be partial)
@@ -189,6 +220,17 @@ struct Worker {
     uint32_t tg_params_end = 0, tg_used = 0;
     void* tg_params[TM_MAX_THREADGROUP_SLOTS] = {};
     std::vector<void*> decls;
+    // Instrumented launches (TM_LAUNCH_STRICT, TM_LAUNCH_COUNT).
+    bool strict = false, count = false;
+    uint32_t epoch = 0;                    // barriers completed in this threadgroup
+    uint32_t tg_requested = 0;             // threadgroup bytes asked for (the limit applies to these)
+    uint32_t tg_dirty = 0;                 // strict: shadow bytes that may be non-zero
+    unsigned char* shadow = nullptr;       // strict, per threadgroup byte: 0 no array, 1 unwritten, 2 written
+    uint32_t* writer = nullptr;            // strict, per 4-byte word: last writer (thread + 1) ...
+    uint32_t* writer_epoch = nullptr;      // ... in barrier interval ...
+    uint32_t* reader = nullptr;            // ... and the last reader (thread + 1) ...
+    uint32_t* reader_epoch = nullptr;      // ... in barrier interval
+    Counters* counters = nullptr;
     volatile bool in_threadgroup = false;  // read by the fault handler
     bool failed = false;
     char err[1024] = {};
@@ -204,7 +246,8 @@ struct Worker {
     SimdGroup sg[kMaxThreads / kWidth];
 };
 
-thread_local Worker* tls_worker = nullptr;
+// initial-exec: one %fs-relative load per access (the runtime is loaded once, early, with few TLS bytes).
+__attribute__((tls_model("initial-exec"))) thread_local Worker* tls_worker = nullptr;
 
 std::mutex g_pool_mu;
 std::vector<Worker*> g_pool;
@@ -244,7 +287,7 @@ Worker* acquire_worker() {
         }
     }
     Worker* w = new Worker();
-    w->tg_mem = static_cast<unsigned char*>(std::aligned_alloc(64, TM_MAX_THREADGROUP_MEMORY));
+    w->tg_mem = static_cast<unsigned char*>(std::aligned_alloc(64, kTgArea));
     w->altstack_len = 64 * 1024;
     w->altstack = static_cast<unsigned char*>(std::malloc(w->altstack_len));
     return w;
@@ -313,7 +356,9 @@ int16_t start_fiber(Worker* w, uint32_t t) {
         f = int16_t(w->stacks_used++);
     }
     const Stack& s = w->stacks[f];
-    ctx_init(&w->ctx[f], s.map + s.guard, s.map + s.len);
+    // Stack tops 64 bytes apart modulo a page: otherwise every fiber's hot frames fall into the
+    // same L1 cache sets (the stacks are page aligned) and evict each other at every switch.
+    ctx_init(&w->ctx[f], s.map + s.guard, s.map + s.len - (size_t(f) % 63u) * 64u);
     w->fiber_of[t] = f;
     return f;
 }
@@ -378,7 +423,28 @@ void init_threadgroup(Worker* w, uint64_t idx) {
         w->sg[k].arrivals = 0;
     }
     // Threadgroup memory starts zeroed; kernel-scope declarations are zeroed when allocated.
-    std::memset(w->tg_mem, 0, w->tg_params_end);
+    // Strict mode fills it with 0xff bytes instead (NaN for floats, as uninitialised as it gets)
+    // and marks the [[threadgroup(i)]] slots as allocated but unwritten.
+    w->epoch = 1;
+    w->tg_requested = w->tg_params_end;
+    if (w->strict) {
+        std::memset(w->shadow, 0, w->tg_dirty);
+        const size_t words = (w->tg_dirty + 3) / 4;
+        std::memset(w->writer, 0, words * sizeof(uint32_t));
+        std::memset(w->reader, 0, words * sizeof(uint32_t));
+        std::memset(w->tg_mem, 0xff, w->tg_params_end);
+        uint32_t off = 0;
+        for (uint32_t s = 0; s < w->L->n_tg_slots && s < TM_MAX_THREADGROUP_SLOTS; ++s) {
+            const uint32_t len = (w->L->tg_lengths[s] + 15u) & ~15u;
+            std::memset(w->shadow + off, 1, w->L->tg_lengths[s]);
+            off += len + kRedZone;
+        }
+        w->tg_requested = 0;
+        for (uint32_t s = 0; s < w->L->n_tg_slots; ++s) w->tg_requested += (w->L->tg_lengths[s] + 15u) & ~15u;
+        w->tg_dirty = w->tg_params_end;
+    } else {
+        std::memset(w->tg_mem, 0, w->tg_params_end);
+    }
     w->tg_used = w->tg_params_end;
     std::fill(w->decls.begin(), w->decls.end(), nullptr);
 }
@@ -464,6 +530,215 @@ void install_fault_handlers() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Instrumented kernels: strict-mode checks and traffic counters (tm_rt_access)
+// ---------------------------------------------------------------------------------------------
+const char* access_name(uint32_t kind) {
+    return kind == TM_ACCESS_LOAD ? "load" : kind == TM_ACCESS_STORE ? "store" : "atomic";
+}
+
+// "thread (x,y,z) of threadgroup (x,y,z) (thread_position_in_grid (x,y,z))"
+void describe_thread(const Worker* w, uint32_t t, char* out, size_t len) {
+    const tm_launch* L = w->L;
+    const uint32_t lx = t % L->tg[0], ly = t / L->tg[0] % L->tg[1], lz = t / (L->tg[0] * L->tg[1]);
+    std::snprintf(out, len, "thread (%u,%u,%u) of threadgroup (%u,%u,%u) (thread_position_in_grid (%u,%u,%u))", lx,
+                  ly, lz, w->g[0], w->g[1], w->g[2], w->g[0] * L->tg[0] + lx, w->g[1] * L->tg[1] + ly,
+                  w->g[2] * L->tg[2] + lz);
+}
+
+// 1 inside buffer `slot`, 0 outside, -1 when its size is unknown.
+int inside_buffer(const tm_launch* L, int32_t slot, uintptr_t a, uint32_t bytes) {
+    const uint64_t size = uint32_t(slot) < L->n_buffers ? L->buffer_sizes[slot] : 0;
+    const uintptr_t base = reinterpret_cast<uintptr_t>(L->buffers[slot]);
+    if (size == 0 || base == 0) return -1;
+    return a >= base && a - base + bytes <= size ? 1 : 0;
+}
+
+void check_device(Worker* w, uintptr_t a, uint32_t bytes, uint32_t kind, int32_t slot, uint32_t line) {
+    const tm_launch* L = w->L;
+    char who[192];
+    if (slot >= 0 && uint32_t(slot) < L->n_buffers) {
+        if (inside_buffer(L, slot, a, bytes) != 0) return;
+        describe_thread(w, w->cur, who, sizeof who);
+        const long long off = (long long)(a - reinterpret_cast<uintptr_t>(L->buffers[slot]));
+        fail(w,
+             "strict mode: out-of-bounds %s of %u bytes at byte offset %lld of {buffer:%d}, which has %llu "
+             "bytes, by %s, at MSL line %u",
+             access_name(kind), bytes, off, slot, (unsigned long long)L->buffer_sizes[slot], who, line);
+    }
+    for (uint32_t s = 0; s < L->n_buffers; ++s)
+        if (inside_buffer(L, int32_t(s), a, bytes) != 0) return;  // inside one, or a size is unknown
+    describe_thread(w, w->cur, who, sizeof who);
+    fail(w, "strict mode: %s of %u bytes at address %p, outside every buffer of the launch, by %s, at MSL line %u",
+         access_name(kind), bytes, reinterpret_cast<void*>(a), who, line);
+}
+
+void check_threadgroup(Worker* w, uintptr_t a, uint32_t bytes, uint32_t kind, uint32_t line, bool same_value) {
+    const uintptr_t base = reinterpret_cast<uintptr_t>(w->tg_mem);
+    const uint32_t t = w->cur;
+    char who[192];
+    const size_t off = a - base;
+    if (a < base || off + bytes > kTgArea) {
+        describe_thread(w, t, who, sizeof who);
+        fail(w, "strict mode: threadgroup %s of %u bytes at address %p, outside threadgroup memory, by %s, at MSL "
+             "line %u", access_name(kind), bytes, reinterpret_cast<void*>(a), who, line);
+    }
+    for (size_t i = off; i < off + bytes; ++i) {
+        if (w->shadow[i] != 0) continue;
+        describe_thread(w, t, who, sizeof who);
+        fail(w, "strict mode: out-of-bounds threadgroup %s of %u bytes at threadgroup byte offset %zu (outside "
+             "every threadgroup array and [[threadgroup(i)]] slot) by %s, at MSL line %u",
+             access_name(kind), bytes, off, who, line);
+    }
+    if (kind == TM_ACCESS_LOAD) {
+        for (size_t i = off; i < off + bytes; ++i) {
+            if (w->shadow[i] == 2) continue;
+            describe_thread(w, t, who, sizeof who);
+            fail(w, "strict mode: read of uninitialised threadgroup memory (%u bytes at threadgroup byte offset %zu, "
+                 "never written in this threadgroup; Metal does not zero threadgroup memory) by %s, at MSL line %u",
+                 bytes, off, who, line);
+        }
+    } else {
+        std::memset(w->shadow + off, 2, bytes);
+    }
+    if (kind == TM_ACCESS_ATOMIC) return;
+    // Races: another simdgroup's write (or, for a write, read) since the last threadgroup_barrier.
+    // A store of the value already there does not count (replicated threads writing the same value).
+    for (size_t wd = off / 4; wd <= (off + bytes - 1) / 4; ++wd) {
+        const uint32_t wr = w->writer_epoch[wd] == w->epoch ? w->writer[wd] : 0;
+        const uint32_t rd = w->reader_epoch[wd] == w->epoch ? w->reader[wd] : 0;
+        const bool check = !(kind == TM_ACCESS_STORE && same_value);
+        const uint32_t other = !check ? 0
+                               : wr != 0 && (wr - 1) / kWidth != t / kWidth ? wr
+                               : kind == TM_ACCESS_STORE && rd != 0 && (rd - 1) / kWidth != t / kWidth ? rd : 0;
+        if (other != 0) {
+            char first[192];
+            describe_thread(w, other - 1, first, sizeof first);
+            describe_thread(w, t, who, sizeof who);
+            fail(w, "strict mode: threadgroup memory race at threadgroup byte offset %zu: %s %s it and then %s %s it "
+                 "(MSL line %u) with no threadgroup_barrier in between",
+                 wd * 4, first, other == wr ? "wrote" : "read", who, kind == TM_ACCESS_STORE ? "wrote" : "read",
+                 line);
+        }
+        if (kind == TM_ACCESS_STORE) {
+            w->writer[wd] = t + 1;
+            w->writer_epoch[wd] = w->epoch;
+        } else {
+            w->reader[wd] = t + 1;
+            w->reader_epoch[wd] = w->epoch;
+        }
+    }
+}
+
+void count_device(Worker* w, uintptr_t a, uint32_t bytes, uint32_t kind, uint32_t line) {
+    Counters& c = *w->counters;
+    if (line >= c.index.size()) c.index.resize(line + 1024, -1);
+    uint32_t idx;
+    if (c.index[line] < 0) {
+        idx = uint32_t(c.sites.size());
+        c.index[line] = int32_t(idx);
+        tm_site_stats site;
+        std::memset(&site, 0, sizeof site);
+        site.line = line;
+        c.sites.push_back(site);
+        c.occurrences.emplace_back(kMaxThreads, 0u);
+        c.groups.emplace_back(kMaxThreads / kWidth);
+        c.used.emplace_back(kMaxThreads / kWidth, 0u);
+    } else {
+        idx = uint32_t(c.index[line]);
+    }
+    tm_site_stats& site = c.sites[idx];
+    site.kinds |= kind;
+    site.accesses++;
+    if (kind == TM_ACCESS_ATOMIC) {
+        c.tot.atomics++;
+        return;
+    }
+    if (kind == TM_ACCESS_LOAD) {
+        site.bytes_read += bytes;
+        c.tot.global_bytes_read += bytes;
+    } else {
+        site.bytes_written += bytes;
+        c.tot.global_bytes_written += bytes;
+    }
+    const uint32_t t = w->cur, sg = t / kWidth;
+    const uint32_t k = c.occurrences[idx][t]++;
+    std::vector<Group>& groups = c.groups[idx][sg];
+    if (groups.size() <= k) groups.resize(k + 1);
+    Group& g = groups[k];
+    if (g.n < kWidth) {
+        g.len[g.n] = bytes;
+        g.addr[g.n++] = a;
+    }
+    if (c.used[idx][sg] <= k) c.used[idx][sg] = k + 1;
+}
+
+// Transactions of one simdgroup access: distinct segments touched, and the ideal count.
+void finish_group(Group& g, tm_site_stats& site, tm_stats& tot) {
+    uintptr_t seg[2 * kWidth + 2];
+    for (int j = 0; j < TM_SEGMENT_SIZES; ++j) {
+        const int shift = 5 + j;  // 32, 64, 128 bytes
+        uint32_t m = 0;
+        for (uint32_t l = 0; l < g.n; ++l) {
+            const uintptr_t first = g.addr[l] >> shift, last = (g.addr[l] + g.len[l] - 1) >> shift;
+            seg[m++] = first;
+            if (last != first) seg[m++] = last;  // accesses are at most 16 bytes: two segments at most
+        }
+        std::sort(seg, seg + m);
+        const uint64_t distinct = uint64_t(std::unique(seg, seg + m) - seg);
+        site.transactions[j] += distinct;
+        tot.transactions[j] += distinct;
+    }
+    uintptr_t a[kWidth];
+    std::copy(g.addr, g.addr + g.n, a);
+    std::sort(a, a + g.n);
+    uint64_t unique_bytes = 0;
+    for (uint32_t l = 0; l < g.n; ++l)
+        if (l == 0 || a[l] != a[l - 1]) unique_bytes += g.len[0];
+    const uint64_t ideal = (unique_bytes + 31) / 32;
+    site.ideal_transactions += ideal;
+    tot.ideal_transactions += ideal;
+    g.n = 0;
+}
+
+void finish_groups(Worker* w) {
+    Counters& c = *w->counters;
+    for (size_t idx = 0; idx < c.sites.size(); ++idx) {
+        for (size_t sg = 0; sg < c.groups[idx].size(); ++sg) {
+            for (uint32_t k = 0; k < c.used[idx][sg]; ++k) finish_group(c.groups[idx][sg][k], c.sites[idx], c.tot);
+            c.used[idx][sg] = 0;
+        }
+        std::fill(c.occurrences[idx].begin(), c.occurrences[idx].end(), 0u);
+    }
+}
+
+void merge_counters(const Counters* c, tm_stats* out) {
+    out->global_bytes_read += c->tot.global_bytes_read;
+    out->global_bytes_written += c->tot.global_bytes_written;
+    for (int j = 0; j < TM_SEGMENT_SIZES; ++j) out->transactions[j] += c->tot.transactions[j];
+    out->ideal_transactions += c->tot.ideal_transactions;
+    out->threadgroup_bytes_read += c->tot.threadgroup_bytes_read;
+    out->threadgroup_bytes_written += c->tot.threadgroup_bytes_written;
+    out->atomics += c->tot.atomics;
+    for (const tm_site_stats& s : c->sites) {
+        tm_site_stats* dst = nullptr;
+        for (uint32_t i = 0; i < out->n_sites; ++i)
+            if (out->sites[i].line == s.line) dst = &out->sites[i];
+        if (dst == nullptr) {
+            if (out->n_sites == out->max_sites) continue;  // Python sizes the array generously
+            dst = &out->sites[out->n_sites++];
+            std::memset(dst, 0, sizeof *dst);
+            dst->line = s.line;
+        }
+        dst->kinds |= s.kinds;
+        dst->bytes_read += s.bytes_read;
+        dst->bytes_written += s.bytes_written;
+        dst->accesses += s.accesses;
+        for (int j = 0; j < TM_SEGMENT_SIZES; ++j) dst->transactions[j] += s.transactions[j];
+        dst->ideal_transactions += s.ideal_transactions;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Launch
 // ---------------------------------------------------------------------------------------------
 struct Shared {
@@ -495,10 +770,22 @@ void run_worker(Shared* sh) {
         free_stacks(w);
         w->stack_bytes = L->stack_bytes;
     }
+    w->strict = (L->flags & TM_LAUNCH_STRICT) != 0;
+    w->count = (L->flags & TM_LAUNCH_COUNT) != 0 && L->stats != nullptr;
+    if (w->strict && w->shadow == nullptr) {
+        w->shadow = static_cast<unsigned char*>(std::calloc(kTgArea, 1));
+        for (uint32_t** a : {&w->writer, &w->writer_epoch, &w->reader, &w->reader_epoch})
+            *a = static_cast<uint32_t*>(std::calloc(kTgArea / 4, sizeof(uint32_t)));
+        w->tg_dirty = 0;
+    }
+    if (w->count) {
+        if (w->counters == nullptr) w->counters = new Counters();
+        w->counters->reset();
+    }
     uint32_t off = 0;
     for (uint32_t s = 0; s < L->n_tg_slots && s < TM_MAX_THREADGROUP_SLOTS; ++s) {
         w->tg_params[s] = w->tg_mem + off;
-        off += (L->tg_lengths[s] + 15u) & ~15u;
+        off += ((L->tg_lengths[s] + 15u) & ~15u) + (w->strict ? kRedZone : 0u);
     }
     w->tg_params_end = off;
     w->decls.assign(L->n_static_decls, nullptr);
@@ -527,6 +814,7 @@ void run_worker(Shared* sh) {
                 sh->set_error(w->err);
                 break;
             }
+            if (w->count) finish_groups(w);
         }
     } else {  // back from the fault handler
         w->in_threadgroup = false;
@@ -535,6 +823,10 @@ void run_worker(Shared* sh) {
 
     tls_worker = nullptr;
     sigaltstack(&old_ss, nullptr);
+    if (w->count) {
+        std::lock_guard<std::mutex> lock(sh->mu);
+        merge_counters(w->counters, L->stats);
+    }
     release_worker(w);
 }
 
@@ -568,13 +860,26 @@ extern "C" [[noreturn]] void tm_fiber_main() {
     }
 }
 
-TM_API void tm_rt_barrier(void) {
+TM_API void tm_rt_barrier(uint32_t line) {
     Worker* w = tls_worker;
     const uint32_t t = w->cur;
     w->state[t] = kWaitBarrier;
+    w->site[t] = line;
     SimdGroup& s = w->sg[t / kWidth];
     s.running--;
     if (++w->arrived == w->n) {  // the last one: everybody goes on, this thread first
+        if (w->strict) {
+            for (uint32_t i = 0; i < w->n; ++i) {
+                if (w->site[i] == line) continue;
+                char a[192], b[192];
+                describe_thread(w, i, a, sizeof a);
+                describe_thread(w, t, b, sizeof b);
+                fail(w, "strict mode: the threads of threadgroup (%u,%u,%u) met at different threadgroup_barrier "
+                     "calls: %s at MSL line %u, %s at MSL line %u (every thread must reach the same barrier)",
+                     w->g[0], w->g[1], w->g[2], a, unsigned(w->site[i]), b, line);
+            }
+        }
+        w->epoch++;
         w->arrived = 0;
         std::memset(w->state, kRunning, w->n);
         for (uint32_t b = 0, k = 0; b < w->n; b += kWidth, ++k) w->sg[k].running = w->sg[k].size;
@@ -604,18 +909,53 @@ TM_API void* tm_rt_tg_alloc(uint32_t id, size_t size, size_t align) {
     void*& p = w->decls[id];
     if (p != nullptr) return p;
     align = std::max<size_t>(align, 16);
-    const size_t off = (w->tg_used + align - 1) / align * align;
-    if (off + size > TM_MAX_THREADGROUP_MEMORY)
+    const size_t need = w->tg_requested + (size + 15) / 16 * 16;
+    if (need > TM_MAX_THREADGROUP_MEMORY)
         fail(w,
              "threadgroup memory limit exceeded: the kernel's threadgroup arrays (declared in the "
              "kernel and passed as threadgroup_lengths) need at least %zu bytes, more than Metal's "
              "%u bytes (maxThreadgroupMemoryLength); use smaller tiles or fewer threadgroup arrays",
-             off + size, TM_MAX_THREADGROUP_MEMORY);
+             need, TM_MAX_THREADGROUP_MEMORY);
+    const size_t off = (w->tg_used + align - 1) / align * align;
     p = w->tg_mem + off;
-    std::memset(p, 0, size);
-    w->tg_used = uint32_t(off + size);
+    w->tg_requested = uint32_t(need);
+    w->tg_used = uint32_t(off + size + (w->strict ? kRedZone : 0));
+    if (w->strict) {  // unwritten, and poisoned so that unchecked reads see NaN rather than zero
+        std::memset(p, 0xff, size);
+        std::memset(w->shadow + off, 1, size);
+        w->tg_dirty = std::max(w->tg_dirty, w->tg_used);
+    } else {
+        std::memset(p, 0, size);
+    }
     return p;
 }
+
+TM_API void tm_rt_access(const void* addr, uint32_t bytes, uint32_t kind, uint32_t space, int32_t slot,
+                          uint32_t line) {
+    Worker* w = tls_worker;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+    const bool same_value = (kind & TM_ACCESS_SAME_VALUE) != 0;
+    kind &= ~TM_ACCESS_SAME_VALUE;
+    if (space == TM_SPACE_DEVICE) {
+        if (w->strict) check_device(w, a, bytes, kind, slot, line);
+        // Segments are counted from the start of the buffer (Metal buffers are page aligned; host
+        // allocations are not, and the counts must not depend on where the allocator put them).
+        const uintptr_t base = slot >= 0 && uint32_t(slot) < w->L->n_buffers
+                                   ? reinterpret_cast<uintptr_t>(w->L->buffers[slot]) : 0;
+        if (w->count) count_device(w, a - base, bytes, kind, line);
+        return;
+    }
+    if (w->strict) check_threadgroup(w, a, bytes, kind, line, same_value);
+    if (w->count) {
+        Counters& c = *w->counters;
+        if (kind == TM_ACCESS_ATOMIC)
+            c.tot.atomics++;
+        else
+            (kind == TM_ACCESS_LOAD ? c.tot.threadgroup_bytes_read : c.tot.threadgroup_bytes_written) += bytes;
+    }
+}
+
+TM_API uint32_t tm_rt_thread_index(void) { return tls_worker->cur; }
 
 TM_API int tm_rt_launch(const tm_launch* L, char* err, size_t errlen) {
     const uint64_t n = uint64_t(L->tg[0]) * L->tg[1] * L->tg[2];

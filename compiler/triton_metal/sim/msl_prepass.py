@@ -7,6 +7,13 @@
    memory block. With an empty ``threadgroup`` macro it would silently become a per-thread local.
 3. Program-scope ``constant T x = ...;`` becomes ``static const T x = ...;`` so it stays a constant.
 
+Instrumented builds (strict mode, traffic counters; ``instrument=True``) also get:
+
+4. ``device T*`` and ``threadgroup T*`` become ``__tm::device_ptr<T>`` / ``__tm::threadgroup_ptr<T>``
+   (tm_instrument.h), and kernel-scope threadgroup arrays such pointers (or refs for scalars).
+5. A marker ``__TM_SITE(line);`` after each statement boundary of the kernel body, so every access
+   knows the MSL line of its statement.
+
 Every edit keeps the line count, so g++'s line numbers are the ``.metal`` file's lines.
 """
 from __future__ import annotations
@@ -155,7 +162,7 @@ def _parse_param(masked: str, start: int, end: int, position: int) -> KernelPara
         f"kernel parameter '{name}' has no [[buffer(i)]], [[threadgroup(i)]] or builtin attribute", line)
 
 
-def _threadgroup_decls(masked: str, body_start: int, body_end: int, edits: list) -> int:
+def _threadgroup_decls(masked: str, body_start: int, body_end: int, edits: list, instrument: bool = False) -> int:
     """Queue rewrites of the threadgroup declarations in one kernel body; returns their count."""
     count = 0
     for m in re.finditer(r"\bthreadgroup\b", masked[body_start:body_end]):
@@ -184,8 +191,12 @@ def _threadgroup_decls(masked: str, body_start: int, body_end: int, edits: list)
                     raise PrepassError(f"cannot parse threadgroup declarator '{part.strip()}'", _line(masked, pos))
             t = f"__tm_tg_t{count}"
             dims = "".join(d.group("dims").split())
-            out.append(f"using {t} = {type_text} {dims}; {t}& {d.group('name')} = *static_cast<{t}*>("
-                       f"tm_rt_tg_alloc({count}, sizeof({t}), alignof({t})));")
+            alloc = f"tm_rt_tg_alloc({count}, sizeof({t}), alignof({t}))"
+            if instrument:
+                out.append(f"using {t} = {type_text} {dims}; auto {d.group('name')} = "
+                           f"__tm::threadgroup_decl<{t}>({alloc});")
+            else:
+                out.append(f"using {t} = {type_text} {dims}; {t}& {d.group('name')} = *static_cast<{t}*>({alloc});")
             count += 1
         edits.append((pos, semi + 1, _keep_lines(" ".join(out), masked[pos:semi + 1])))
     return count
@@ -228,8 +239,58 @@ def _program_scope_constants(masked: str, edits: list) -> None:
             edits.append((m.start(), m.end(), "static const"))
 
 
-def rewrite(msl: str, kernel_name: str) -> PrepassResult:
-    """Rewrite ``msl`` for g++ and parse the signature of kernel ``kernel_name``."""
+# `device T*` / `threadgroup T*` with const on either side (instrumented builds).
+_SPACE_POINTER = re.compile(
+    r"(?P<c1>\bconst\s+)?\b(?P<space>device|threadgroup)\s+(?P<c2>const\s+)?"
+    r"(?P<type>(?:metal::)?[A-Za-z_]\w*(?:\s*<[^<>;{}]*>)?)\s*(?P<c3>const\s*)?\*")
+_SPACE_TYPES = {"device": "__tm::device_ptr", "threadgroup": "__tm::threadgroup_ptr"}
+
+
+def _space_pointers(masked: str, edits: list) -> None:
+    for m in _SPACE_POINTER.finditer(masked):
+        const = "const " if m.group("c1") or m.group("c2") or m.group("c3") else ""
+        text = f"{_SPACE_TYPES[m.group('space')]}<{const}{' '.join(m.group('type').split())}>"
+        edits.append((m.start(), m.end(), _keep_lines(text, masked[m.start():m.end()])))
+
+
+_BLOCK_WORDS = re.compile(r"\b(else|do)\s*$")
+_NO_MARKER_BEFORE = re.compile(r"(else|while)\b|[})\],;:#]")
+
+
+def _site_markers(masked: str, body_start: int, body_end: int, edits: list) -> None:
+    """``__TM_SITE(line);`` after each ``;``, block ``{`` and block ``}`` of the body at statement level,
+    where ``line`` is the line of the statement that follows."""
+    blocks, parens = [], 0  # blocks: one flag per open '{', True for a statement block
+    for i in range(body_start, body_end):
+        c = masked[i]
+        boundary = False
+        if c == "(":
+            parens += 1
+        elif c == ")":
+            parens -= 1
+        elif c == "{":
+            block = i == body_start or _previous_char(masked, i) in "){};" or bool(
+                _BLOCK_WORDS.search(masked[max(0, i - 8):i]))
+            blocks.append(block)
+            boundary = block and parens == 0
+        elif c == "}":
+            boundary = blocks.pop() if blocks else False
+            boundary = boundary and parens == 0
+        elif c == ";":
+            boundary = parens == 0 and all(blocks)
+        if not boundary:
+            continue
+        j = i + 1
+        while j < body_end and masked[j].isspace():
+            j += 1
+        if j >= body_end or _NO_MARKER_BEFORE.match(masked, j):
+            continue
+        edits.append((i + 1, i + 1, f" __TM_SITE({_line(masked, j)});"))
+
+
+def rewrite(msl: str, kernel_name: str, instrument: bool = False) -> PrepassResult:
+    """Rewrite ``msl`` for g++ and parse the signature of kernel ``kernel_name`` (``instrument``:
+    for the strict / counting build, see the module docstring)."""
     masked = mask(msl)
     edits = []  # (start, end, replacement) on msl, non-overlapping
 
@@ -252,9 +313,12 @@ def rewrite(msl: str, kernel_name: str) -> PrepassResult:
             if name == kernel_name:
                 raise PrepassError(f"kernel '{name}' has no body", _line(masked, m.start()))
             continue
-        decls = _threadgroup_decls(masked_k, brace, _match_close(masked_k, brace), edits)
+        body_end = _match_close(masked_k, brace)
+        decls = _threadgroup_decls(masked_k, brace, body_end, edits, instrument)
         if name != kernel_name:
             continue
+        if instrument:
+            _site_markers(masked_k, brace, body_end, edits)
         n_decls = decls
         signature = masked_k[open_paren + 1:close_paren]
         if signature.strip() and signature.strip() != "void":
@@ -272,6 +336,8 @@ def rewrite(msl: str, kernel_name: str) -> PrepassResult:
         if not _CXX_ATTRIBUTES.match(m.group(1)):
             edits.append((m.start(), m.end(), _keep_lines("", masked[m.start():m.end()])))
     _program_scope_constants(masked_k, edits)
+    if instrument:
+        _space_pointers(masked_k, edits)
 
     out = msl
     for start, end, text in sorted(edits, reverse=True):
@@ -279,11 +345,20 @@ def rewrite(msl: str, kernel_name: str) -> PrepassResult:
     return PrepassResult(out, params, n_decls, max_threads)
 
 
+# Argument table sizes of Apple GPUs (Metal feature set tables): 31 buffers, 31 threadgroup slots.
+MAX_SLOTS = {"buffer": 31, "threadgroup": 31}
+
+
 def _check_slots(params: list, masked: str, kernel_pos: int) -> None:
     seen = set()
     for p in params:
         if p.kind == "builtin":
             continue
+        if p.index >= MAX_SLOTS[p.kind]:
+            raise PrepassError(
+                f"kernel parameter '{p.name}' uses [[{p.kind}({p.index})]], but Metal has {MAX_SLOTS[p.kind]} "
+                f"{p.kind} argument slots (indices 0 to {MAX_SLOTS[p.kind] - 1}): pass fewer arguments, e.g. "
+                "pack scalars into one struct", _line(masked, kernel_pos))
         if (p.kind, p.index) in seen:
             raise PrepassError(f"two kernel parameters use [[{p.kind}({p.index})]]", _line(masked, kernel_pos))
         seen.add((p.kind, p.index))

@@ -35,9 +35,9 @@ _XYZ = {
 def _argument(p) -> str:
     ptype = f"__tm::param_t<__tm_kernel_t, {p.position}>"
     if p.kind == "buffer":
-        return f"__tm::buffer_arg<{ptype}>(L->buffers[{p.index}])"
+        return f"__tm::buffer_arg<{ptype}>(L->buffers[{p.index}], {p.index})"
     if p.kind == "threadgroup":
-        return f"static_cast<{ptype}>(tgp[{p.index}])"
+        return f"__tm::threadgroup_arg<{ptype}>(tgp[{p.index}])"
     xyz = (_XYZ[p.builtin] + ("0u", "0u"))[:3]
     return f"__tm::builtin_arg<{ptype}>({', '.join(xyz)})"
 
@@ -65,9 +65,10 @@ void __tm_entry(const tm_launch* L, const uint32_t* g, uint32_t t, void* const* 
 
 extern "C" __attribute__((visibility("default"))) int tm_dispatch(
         void* const* buffers, const uint32_t* grid, const uint32_t* tg, const uint32_t* tg_lengths,
-        uint32_t n_tg_slots, uint32_t n_workers, uint32_t stack_bytes, uint32_t flags, char* err, size_t errlen) {{
+        uint32_t n_tg_slots, uint32_t n_workers, uint32_t stack_bytes, uint32_t flags, char* err, size_t errlen,
+        uint32_t n_buffers, const uint64_t* buffer_sizes, tm_stats* stats) {{
     tm_launch L = {{{{grid[0], grid[1], grid[2]}}, {{tg[0], tg[1], tg[2]}}, buffers, tg_lengths, n_tg_slots,
-                   {n_static_decls}u, n_workers, stack_bytes, flags, __tm_entry}};
+                   {n_static_decls}u, n_workers, stack_bytes, flags, __tm_entry, n_buffers, buffer_sizes, stats}};
     return tm_rt_launch(&L, err, errlen);
 }}
 """

@@ -3,7 +3,9 @@
 // MSL kernel text compiles unchanged against this header (after msl_prepass.py strips the
 // [[attributes]] and rewrites kernel-scope threadgroup arrays). Barriers and simd collectives
 // call the fiber runtime (tm_sim_abi.h). Known gaps: swizzles (.xy), packed_* vectors,
-// textures, simdgroup_matrix, quad_* collectives.
+// textures, quad_* collectives. Address spaces are empty macros here; the instrumented build
+// (strict mode, traffic counters: tm_instrument.h) makes device and threadgroup pointers
+// distinct checked types.
 #ifndef TM_METAL_SHIM_H
 #define TM_METAL_SHIM_H
 #pragma GCC system_header  // silences e.g. the warning on the non-underscore literal suffix `h`
@@ -17,6 +19,22 @@
 #include <type_traits>
 
 #include "tm_sim_abi.h"
+
+// The MSL line of the statement running now: set by the markers that msl_prepass puts before each
+// statement in instrumented builds (see tm_instrument.h), kept across fiber switches below.
+namespace __tm {
+static thread_local uint32_t site_line = 0;
+}
+#ifdef TM_SIM_INSTRUMENT
+#define TM_KEEP_SITE(call)                                                                           \
+    do {                                                                                             \
+        const uint32_t __tm_saved_site = __tm::site_line;                                            \
+        call;                                                                                        \
+        __tm::site_line = __tm_saved_site;                                                           \
+    } while (0)
+#else
+#define TM_KEEP_SITE(call) call
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Scalar types
@@ -60,6 +78,9 @@ struct bfloat {
     bfloat() = default;
     template <class S, std::enable_if_t<__tm::is_plain_v<S>, int> = 0>
     constexpr bfloat(S s) : bits(__tm::f32_to_bf16(float(s))) {}
+    // bfloat(x) of something that converts to float (an instrumented build's loaded element)
+    template <class S, std::enable_if_t<!__tm::is_num_v<S> && std::is_convertible<S, float>::value, int> = 0>
+    constexpr explicit bfloat(const S& s) : bits(__tm::f32_to_bf16(float(s))) {}
     constexpr operator float() const { return __builtin_bit_cast(float, uint32_t(bits) << 16); }
 };
 
@@ -696,7 +717,9 @@ constexpr mem_flags operator|(mem_flags a, mem_flags b) { return mem_flags(uint3
 constexpr mem_flags operator&(mem_flags a, mem_flags b) { return mem_flags(uint32_t(a) & uint32_t(b)); }
 
 // The call into the runtime is opaque to the compiler, so it also orders memory accesses.
-inline void threadgroup_barrier(mem_flags = mem_flags::mem_none) { tm_rt_barrier(); }
+inline void threadgroup_barrier(mem_flags = mem_flags::mem_none, uint32_t __line = __builtin_LINE()) {
+    TM_KEEP_SITE(tm_rt_barrier(__line));
+}
 
 // ---------------------------------------------------------------------------------------------
 // SIMD-group collectives (32 lanes). Each call is a rendezvous of the simdgroup's active lanes
@@ -723,7 +746,9 @@ template <class T> inline tm_simd_snapshot* enter(const T& x, op o, uint32_t lin
     static_assert(sizeof(T) <= 16, "simd collectives take values of at most 16 bytes");
     alignas(16) unsigned char buf[16] = {};
     __builtin_memcpy(buf, &x, sizeof(T));
-    return tm_rt_simd_exchange(buf, (uint64_t(o) << 32) | line, lane);
+    tm_simd_snapshot* s;
+    TM_KEEP_SITE(s = tm_rt_simd_exchange(buf, (uint64_t(o) << 32) | line, lane));
+    return s;
 }
 template <class T> inline T get(const unsigned char* p) {
     T v;
@@ -870,6 +895,11 @@ inline void simdgroup_barrier(mem_flags = mem_flags::mem_none, TM_LINE) {
 
 }  // namespace metal
 
+#include "metal_simdgroup_matrix.h"  // simdgroup_matrix (8x8), shared by the lanes of a simdgroup
+#ifdef TM_SIM_INSTRUMENT
+#include "tm_instrument.h"  // strict mode and traffic counters: checked device/threadgroup pointers
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // Helpers for the generated dispatch trampoline (see trampoline.py).
 // ---------------------------------------------------------------------------------------------
@@ -883,13 +913,17 @@ template <class R, class... A, size_t I> struct param<R (*)(A...), I> { using ty
 template <class F, size_t I> using param_t = typename param<F, I>::type;
 
 // A [[buffer(i)]] argument: a pointer, or a reference to (or copy of) the buffer's contents.
-template <class P> inline P buffer_arg(void* p) {
+#ifndef TM_SIM_INSTRUMENT  // (tm_instrument.h has the instrumented version)
+template <class P> inline P buffer_arg(void* p, int32_t /*slot*/) {
     if constexpr (std::is_pointer<P>::value) {
         return static_cast<P>(p);
     } else {
         return *static_cast<std::remove_reference_t<P>*>(p);
     }
 }
+// A [[threadgroup(i)]] argument: a pointer into the threadgroup's memory.
+template <class P> inline P threadgroup_arg(void* p) { return static_cast<P>(p); }
+#endif
 // A builtin argument from its (x, y, z) value: scalars take x, vectors their first components.
 template <class P> inline P builtin_arg(uint32_t x, uint32_t y, uint32_t z) {
     using D = std::remove_cv_t<std::remove_reference_t<P>>;

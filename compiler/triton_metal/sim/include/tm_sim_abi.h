@@ -20,6 +20,17 @@ extern "C" {
 
 // tm_launch.flags
 #define TM_LAUNCH_REVERSE 1u  // run the threads of a threadgroup in reverse order (finds races)
+#define TM_LAUNCH_STRICT 2u   // instrumented kernel: check bounds, uninitialised reads, races, barriers
+#define TM_LAUNCH_COUNT 4u    // instrumented kernel: count memory traffic into tm_launch.stats
+
+// tm_rt_access: what an instrumented kernel reports for each access
+#define TM_ACCESS_LOAD 1u
+#define TM_ACCESS_STORE 2u
+#define TM_ACCESS_ATOMIC 4u
+#define TM_ACCESS_SAME_VALUE 8u  // with TM_ACCESS_STORE: the bytes stored equal those already there
+#define TM_SPACE_DEVICE 0u
+#define TM_SPACE_THREADGROUP 1u
+#define TM_SEGMENT_SIZES 3      // transactions are counted for 32-, 64- and 128-byte segments
 
 typedef struct tm_launch tm_launch;
 
@@ -40,7 +51,30 @@ struct tm_launch {
     uint32_t stack_bytes;          // usable stack per simulated thread
     uint32_t flags;                // TM_LAUNCH_*
     tm_entry_fn entry;
+    // Instrumented launches only (TM_LAUNCH_STRICT / TM_LAUNCH_COUNT):
+    uint32_t n_buffers;            // entries in buffer_sizes
+    const uint64_t* buffer_sizes;  // bytes by [[buffer(i)]] slot, 0 = unknown (not checked)
+    struct tm_stats* stats;        // filled when TM_LAUNCH_COUNT
 };
+
+// Traffic of one memory-access site (an MSL line) of an instrumented launch.
+typedef struct tm_site_stats {
+    uint32_t line;                 // MSL line of the statement
+    uint32_t kinds;                // TM_ACCESS_* seen on that line
+    uint64_t bytes_read, bytes_written, accesses;  // accesses: lane accesses (atomics included)
+    uint64_t transactions[TM_SEGMENT_SIZES];       // distinct segments per simdgroup access, summed
+    uint64_t ideal_transactions;   // ceil(distinct bytes / 32) per simdgroup access, summed
+} tm_site_stats;
+
+typedef struct tm_stats {
+    uint64_t global_bytes_read, global_bytes_written;
+    uint64_t transactions[TM_SEGMENT_SIZES];
+    uint64_t ideal_transactions;
+    uint64_t threadgroup_bytes_read, threadgroup_bytes_written;
+    uint64_t atomics;
+    uint32_t n_sites, max_sites;   // sites[0 .. n_sites) are filled (at most max_sites)
+    tm_site_stats* sites;
+} tm_stats;
 
 // Values of one simd collective, as seen by the lanes that took part in it.
 typedef struct tm_simd_snapshot {
@@ -55,7 +89,8 @@ typedef struct tm_simd_snapshot {
 int tm_rt_launch(const tm_launch* launch, char* err, size_t errlen);
 
 // threadgroup_barrier: arrive, then wait until every thread of the threadgroup arrived.
-void tm_rt_barrier(void);
+// `line` is the call's MSL line (strict mode checks that all threads wait at the same barrier).
+void tm_rt_barrier(uint32_t line);
 
 // A simd collective: publish 16 bytes, wait for the lanes of this simdgroup, get their values.
 // `site` identifies the call (operation, line, column): lanes meet only at the same site.
@@ -64,6 +99,14 @@ tm_simd_snapshot* tm_rt_simd_exchange(const void* value16, uint64_t site, uint32
 // Address of kernel-scope threadgroup declaration `id` in the current threadgroup's memory
 // (allocated and zeroed by the first thread that reaches it).
 void* tm_rt_tg_alloc(uint32_t id, size_t size, size_t align);
+
+// Instrumented kernels: one device or threadgroup access of `bytes` bytes at `addr`.
+// `slot` is the [[buffer(i)]] the pointer derives from (-1 unknown), `line` the MSL line.
+void tm_rt_access(const void* addr, uint32_t bytes, uint32_t kind, uint32_t space, int32_t slot,
+                  uint32_t line);
+
+// thread_index_in_threadgroup of the running thread.
+uint32_t tm_rt_thread_index(void);
 
 #ifdef __cplusplus
 }
