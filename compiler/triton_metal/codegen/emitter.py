@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from triton_metal.codegen.layout import LinearLayout, bits_expr
 from triton_metal.codegen.types import msl_scalar
+from triton_metal.debug import log
 from triton_metal.errors import UnsupportedOperationError, check_threadgroup_memory
+from triton_metal.refusals import refuse
 
 LOWERINGS: dict = {}
 
@@ -42,7 +44,7 @@ class Var:
         return self.nregs > 0 and not self.uniform
 
 
-_RESERVED = {
+MSL_RESERVED = {
     "kernel", "device", "constant", "threadgroup", "thread", "half", "bfloat", "float", "int", "uint", "bool",
     "char", "short", "long", "vec", "min", "max", "abs", "exp", "log", "select", "lane", "simd", "program_id",
     "num_programs", "i", "r", "metal", "precise", "fast", "sizeof", "namespace", "template", "using", "class",
@@ -90,6 +92,7 @@ class KernelEmitter:
     vars: dict = field(default_factory=dict)
     depth: int = 1
     scratch_bytes: int = 0
+    shared_bytes: int = 0  # dedicated threadgroup arrays (ttg.local_alloc buffers), besides the scratch
     _used_names: set = field(default_factory=set)
     _layout_names: dict = field(default_factory=dict)
     last_location: str = ""
@@ -97,7 +100,7 @@ class KernelEmitter:
     # ---- names and output -------------------------------------------------------------------
     def fresh(self, hint: str = "") -> str:
         base = re.sub(r"[^A-Za-z0-9_]", "_", hint or "v") or "v"
-        if base[0].isdigit() or base in _RESERVED or keyword.iskeyword(base) or base.startswith("tm_"):
+        if base[0].isdigit() or base in MSL_RESERVED or keyword.iskeyword(base) or base.startswith("tm_"):
             base = f"v_{base}"
         name, n = base, 0
         while name in self._used_names:
@@ -121,6 +124,11 @@ class KernelEmitter:
                                          source_line(getattr(op, "location", "") or self.last_location),
                                          reason, alternative)
 
+    def refuse(self, key: str, op=None, **fields):
+        """The catalog's error for `key` (see triton_metal.refusals), at `op`'s source line."""
+        location = (getattr(op, "location", "") if op is not None else "") or self.last_location
+        return refuse(key, source_line(location), **fields)
+
     # ---- values ---------------------------------------------------------------------------
     def var(self, value) -> Var:
         return self.vars[value.id]
@@ -128,9 +136,9 @@ class KernelEmitter:
     def ctype(self, value, unsigned: bool = False) -> str:
         element = value.type.element
         if element == "f64" or element == "!tt.ptr<f64>":
-            raise UnsupportedOperationError(
-                "fp64 arithmetic", source_line(self.last_location),
-                "Apple GPUs have no 64-bit floating point", "use float32 tensors (x.to(torch.float32))")
+            raise self.refuse("fp64")
+        if element.removeprefix("!tt.ptr<").startswith("f8"):
+            raise self.refuse("fp8", dtype=element.removeprefix("!tt.ptr<").rstrip(">"))
         try:
             return msl_scalar(element, unsigned)
         except KeyError:
@@ -213,7 +221,7 @@ class KernelEmitter:
     def scratch(self, ctype: str, nbytes: int, offset: int = 0) -> str:
         """A pointer expression into the kernel's threadgroup scratch memory (`nbytes` in use)."""
         self.scratch_bytes = max(self.scratch_bytes, nbytes)
-        check_threadgroup_memory(self.scratch_bytes)
+        check_threadgroup_memory((self.scratch_bytes + 15) // 16 * 16 + self.shared_bytes)
         if offset:
             return f"(threadgroup {ctype}*)((threadgroup char*)tm_scratch + {offset})"
         return f"(threadgroup {ctype}*)tm_scratch"
@@ -232,4 +240,5 @@ class KernelEmitter:
         fn = LOWERINGS.get(op.name)
         if fn is None:
             raise self.unsupported(op)
+        log(2, "op mapping: %s -> %s.%s", op.name, fn.__module__.rsplit(".", 1)[-1], fn.__name__)
         fn(self, op)

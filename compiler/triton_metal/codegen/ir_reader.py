@@ -42,6 +42,7 @@ class Op:
     regions: list  # of Block (one block per region: we do not run scf-to-cf)
     location: str = ""
     constant_text: str = ""
+    text: str = ""  # the op's line in the module text (for attributes the bindings do not expose)
 
     def int_attr(self, name: str):
         return self.handle.get_int_attr(name)
@@ -97,6 +98,21 @@ def op_locations(module_text: str) -> dict:
     return found
 
 
+# Ops whose attributes codegen reads from the text (array and enum attributes).
+TEXT_OPS = {"tt.trans", "tt.atomic_rmw", "tt.atomic_cas", "tt.print", "tt.assert"}
+_TEXT_LINE = re.compile(r'^\s*(?:%[\w:#]+(?:, %[\w:#]+)* = )?"?([a-z_]+\.[a-z_.]+)"?')
+
+
+def op_texts(module_text: str) -> dict:
+    """Lines of the ops in TEXT_OPS, by op name in text order (= walk order for ops without regions)."""
+    found: dict = {}
+    for line in module_text.splitlines():
+        m = _TEXT_LINE.match(line)
+        if m and m.group(1) in TEXT_OPS:
+            found.setdefault(m.group(1), []).append(line.strip())
+    return found
+
+
 class ModuleReader:
 
     def __init__(self, mod):
@@ -137,7 +153,9 @@ class ModuleReader:
         constants = [m.group(1) for m in map(_CONSTANT_LINE.search, self.mod.str_nodebug().splitlines()) if m]
         const_iter = iter(constants)
         locations = {name: iter(locs) for name, locs in op_locations(str(self.mod)).items()}
+        texts = {name: iter(lines) for name, lines in op_texts(self.mod.str_nodebug()).items()}
         func_op = None
+        entry = self.mod.get_entry_func_name()
 
         def visit(h):
             nonlocal func_op
@@ -160,10 +178,14 @@ class ModuleReader:
             else:
                 loc = location_of(str(h.get_result(0).get_loc())) if results else ""
             op = Op(name, h, operands, results, regions, loc)
+            if h.get_num_regions() == 0 and name in TEXT_OPS:
+                op.text = next(texts.get(name, iter(())), "")
             if name == "arith.constant":
                 op.constant_text = next(const_iter, "")
             if name == "tt.func":
-                func_op = op
+                # The kernel, not a noinline callee (its tt.call is refused by lower_control).
+                if func_op is None or h.get_str_attr("sym_name") == entry:
+                    func_op = op
             else:
                 blocks[region_id].ops.append(op)
 

@@ -76,3 +76,53 @@ def lower_if(em, op):
 def lower_return(em, op):
     if em.depth > 1:  # an early return; the final one is the end of the kernel
         em.emit("return;")
+
+
+@lowers("scf.while")
+def lower_while(em, op):
+    """`while (true) { before; if (!cond) break; after }`: the condition is a scalar, uniform
+    across the program like every Triton scalar, so collectives inside stay legal."""
+    before, after = op.regions
+    carried = []
+    for arg, init in zip(before.args, op.operands):
+        var = em.declare_array(arg, arg.name_hint or "carried")
+        em.assign(var, em.var(init))
+        em.vars[arg.id] = var
+        carried.append(var)
+    results = []
+    for res in op.results:
+        var = em.declare_array(res)
+        em.vars[res.id] = var
+        results.append(var)
+    em.emit("while (true) {")
+    em.depth += 1
+    *ops, condition = before.ops
+    for inner in ops:
+        em.lower_op(inner)
+    _assign_all(em, results, [em.var(v) for v in condition.operands[1:]])
+    em.emit(f"if (!{em.var(condition.operands[0]).at(0)}) break;")
+    for arg, var in zip(after.args, results):
+        em.vars[arg.id] = var
+    _lower_body(em, after, carried)
+    em.depth -= 1
+    em.emit("}")
+
+
+@lowers("tt.call")
+def refuse_call(em, op):
+    raise em.refuse("noinline_call", op)
+
+
+@lowers("tt.print")
+def refuse_print(em, op):
+    raise em.refuse("device_print", op)
+
+
+@lowers("tt.assert")
+def refuse_assert(em, op):
+    raise em.refuse("device_assert", op)
+
+
+@lowers("cf.cond_br", "cf.br")
+def refuse_unstructured(em, op):
+    raise em.refuse("early_return", op)

@@ -115,7 +115,7 @@ def lower_constant(em, op):
     if m:
         payload = m.group(1).strip()
         if payload.startswith("["):
-            raise em.unsupported(op, "non-splat dense tensor constants are not lowered yet")
+            raise em.refuse("dense_constant", op)
         literal = constant_literal(payload.strip('"'), element)
     else:
         literal = constant_literal(text.split(":")[0], element)
@@ -152,3 +152,14 @@ def lower_make_range(em, op):
         coord = em.coord_expr(layout, 0, i)
         return coord if start == 0 else f"{start} + {coord}"
     em.define(result, text)
+
+
+# ---- refused with a catalog entry (triton_metal.refusals) -----------------------------------------
+@lowers("tt.elementwise_inline_asm")
+def refuse_inline_asm(em, op):
+    raise em.refuse("inline_asm", op)
+
+
+@lowers("tt.extern_elementwise")
+def refuse_extern_elementwise(em, op):
+    raise em.refuse("extern_elementwise", op, symbol=op.str_attr("symbol"))

@@ -35,9 +35,9 @@ def emit_combine_function(em, op, hint: str) -> str:
         em.lower_op(inner)
     results = [em.var(v) for v in terminator.operands]
     temps = []
-    for j, res in enumerate(results):
-        temps.append(f"r{j}")
-        em.emit(f"{res.ctype} r{j} = {res.name};")
+    for res in results:  # all results first: an accumulator may be an operand of a later result
+        temps.append(em.fresh("combined"))
+        em.emit(f"{res.ctype} {temps[-1]} = {res.name};")
     for j, t in enumerate(temps):
         em.emit(f"acc{j} = {t};")
     body = em.lines

@@ -1,0 +1,157 @@
+"""Atomics (tt.atomic_rmw, tt.atomic_cas) and tl.debug_barrier (ttg.barrier).
+
+Each element is updated once, by the thread that owns it (as stores are, see lower_memory), and
+the old value reaches every thread holding a copy of the element through threadgroup memory.
+Metal's device atomics take ``memory_order_relaxed`` only: every ``sem`` maps to it, and ``scope``
+(cta, gpu, sys) to device-wide atomics. Float max/min arrive as integer max/umin (Triton's
+frontend rewrites them), so only integer and float add/exchange are needed from Metal.
+"""
+from __future__ import annotations
+
+import re
+
+from triton_metal.codegen.emitter import Var, lowers
+from triton_metal.codegen.lower_layout import _linear, _sizeof
+from triton_metal.codegen.lower_memory import _redundant_bits, owner_condition
+from triton_metal.codegen.lower_numeric import add_helper
+from triton_metal.codegen.types import msl_scalar
+
+# tt.atomic_rmw kind -> (Metal function, unsigned operands)
+RMW = {
+    "add": ("atomic_fetch_add_explicit", False), "fadd": ("atomic_fetch_add_explicit", False),
+    "and": ("atomic_fetch_and_explicit", False), "or": ("atomic_fetch_or_explicit", False),
+    "xor": ("atomic_fetch_xor_explicit", False),
+    "max": ("atomic_fetch_max_explicit", False), "min": ("atomic_fetch_min_explicit", False),
+    "umax": ("atomic_fetch_max_explicit", True), "umin": ("atomic_fetch_min_explicit", True),
+    "exch": ("atomic_exchange_explicit", False),
+}
+ATOMIC_TYPES = {"int": "atomic_int", "uint": "atomic_uint", "float": "atomic_float"}
+_RMW_TEXT = re.compile(r"tt\.atomic_rmw\s+(\w+),\s*(\w+),\s*(\w+)")
+
+
+def _owned_registers(em, op, ptr, mask, value_layout, body):
+    """Runs `body(i)` (one statement) for each register this thread owns and the mask allows.
+
+    Barriers before and after (see _share_old_values) order the atomic against the accesses of
+    every thread of the program, as one program's atomic is ordered on other GPUs: a lock taken
+    with tl.atomic_cas and released with tl.atomic_xchg then guards the whole program's accesses.
+    """
+    em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
+    owner = owner_condition(value_layout)
+    reg_mask = _redundant_bits(value_layout.reg_bases) if value_layout is not None else 0
+    n = max(ptr.nregs, 1)
+
+    def text(i):
+        conds = [c for c in (mask.at(i) if mask is not None else "",
+                             f"(i & {reg_mask}) == 0" if reg_mask and i == "i" else "") if c]
+        return f"if ({' && '.join(conds)}) {body(i)}" if conds else body(i)
+    if owner:
+        em.emit(f"if ({owner}) {{")
+        em.depth += 1
+    em.emit_loop(n, text)
+    if owner:
+        em.depth -= 1
+        em.emit("}")
+
+
+def _share_old_values(em, result, old: Var):
+    """Copies of an element in other threads (or registers) receive the owner's old value."""
+    layout = result.layout
+    redundant = layout is None or owner_condition(layout) or _redundant_bits(layout.reg_bases)
+    if not redundant:
+        em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
+        return em.alias(result, old)
+    shape = result.type.shape if layout is not None else (1,)
+    numel = result.type.numel if layout is not None else 1
+    ptr = em.fresh("old_values")
+    em.emit(f"threadgroup {old.ctype}* {ptr} = {em.scratch(old.ctype, numel * _sizeof(old.ctype))};")
+    owner = owner_condition(layout)
+    reg_mask = _redundant_bits(layout.reg_bases) if layout is not None else 0
+
+    def index(i):
+        if layout is None:
+            return "0"
+        return _linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])
+    if owner:
+        em.emit(f"if ({owner}) {{")
+        em.depth += 1
+    em.emit_loop(max(old.nregs, 1), lambda i: (f"if ((i & {reg_mask}) == 0) " if reg_mask and i == "i" else "")
+                 + f"{ptr}[{index(i)}] = {old.at(i)};")
+    if owner:
+        em.depth -= 1
+        em.emit("}")
+    em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
+    var = em.define(result, lambda i: f"{ptr}[{index(i)}]") if layout is not None else em.define(result, f"{ptr}[0]")
+    em.barrier()
+    return var
+
+
+def _atomic_pointer(em, op, element: str, kind: str, unsigned: bool) -> str:
+    ctype = msl_scalar(element, unsigned)
+    if ctype not in ATOMIC_TYPES:
+        raise em.refuse("atomic_dtype", op, kind=kind, dtype=element)
+    if ctype == "float" and kind in ("and", "or", "xor", "max", "min", "umax", "umin"):
+        raise em.refuse("atomic_float_bitwise", op, kind=kind, dtype=element)
+    return ATOMIC_TYPES[ctype]
+
+
+@lowers("tt.atomic_rmw")
+def lower_atomic_rmw(em, op):
+    m = _RMW_TEXT.search(op.text)
+    if not m:
+        raise em.unsupported(op, "the kind of tt.atomic_rmw could not be read from the IR")
+    kind = m.group(1)
+    if kind not in RMW:
+        raise em.unsupported(op, f"atomic kind '{kind}' has no Metal equivalent")
+    fn, unsigned = RMW[kind]
+    ptr, val = em.var(op.operands[0]), em.var(op.operands[1])
+    mask = em.var(op.operands[2]) if len(op.operands) > 2 else None
+    result = op.results[0]
+    element = result.type.element
+    atomic = _atomic_pointer(em, op, element, kind, unsigned)
+    ctype = em.ctype(result)
+    utype = msl_scalar(element, unsigned)
+    old = Var(em.fresh(result.name_hint or "old"), ctype, em.nregs(result))
+    em.source_comment(op)
+    em.emit(f"{ctype} {old.name}[{max(old.nregs, 1)}] = {{}};" if old.nregs else f"{ctype} {old.name} = 0;")
+    target = (lambda i: f"{old.name}[{i}]") if old.nregs else (lambda i: old.name)
+    _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: (
+        f"{target(i)} = {ctype}({fn}((device {atomic}*)({ptr.at(i)}), {utype}({val.at(i)}), memory_order_relaxed));"))
+    _share_old_values(em, result, old)
+
+
+_CAS = """// Compare-and-swap returning the old value: retries the weak exchange only when it fails spuriously.
+inline {T} tm_atomic_cas(device {A}* p, {T} expected, {T} desired) {{
+    {T} seen = expected;
+    while (!atomic_compare_exchange_weak_explicit(p, &seen, desired, memory_order_relaxed, memory_order_relaxed)
+           && seen == expected) {{
+    }}
+    return seen;
+}}"""
+
+
+@lowers("tt.atomic_cas")
+def lower_atomic_cas(em, op):
+    ptr, cmp, val = (em.var(v) for v in op.operands[:3])
+    result = op.results[0]
+    element = result.type.element
+    ctype = em.ctype(result)
+    # Compared bit for bit, as CUDA's atom.cas: floats go through their uint bits.
+    bits_type = "uint" if ctype == "float" else ctype
+    _atomic_pointer(em, op, element if ctype != "float" else "i32", "cas", ctype == "float")
+    atomic = ATOMIC_TYPES[bits_type]
+    add_helper(em, _CAS.format(T=bits_type, A=atomic))
+    conv = (lambda e: f"as_type<uint>({e})") if ctype == "float" else (lambda e: e)
+    back = (lambda e: f"as_type<float>({e})") if ctype == "float" else (lambda e: e)
+    old = Var(em.fresh(result.name_hint or "old"), ctype, em.nregs(result))
+    em.source_comment(op)
+    em.emit(f"{ctype} {old.name}[{max(old.nregs, 1)}] = {{}};" if old.nregs else f"{ctype} {old.name} = 0;")
+    target = (lambda i: f"{old.name}[{i}]") if old.nregs else (lambda i: old.name)
+    _owned_registers(em, op, ptr, None, op.operands[0].layout, lambda i: (
+        f"{target(i)} = {back(f'tm_atomic_cas((device {atomic}*)({ptr.at(i)}), {conv(cmp.at(i))}, {conv(val.at(i))})')};"))
+    _share_old_values(em, result, old)
+
+
+@lowers("ttg.barrier", "gpu.barrier")
+def lower_debug_barrier(em, op):
+    em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")

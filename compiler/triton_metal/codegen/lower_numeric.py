@@ -1,0 +1,152 @@
+"""Elementwise ops whose Triton semantics need more than one MSL operator.
+
+- Integer division and remainder never trap: a GPU does not fault on ``x / 0`` (Triton leaves the
+  result unspecified) but the simulator's CPU does, and masked-off lanes often divide by
+  ``other=0``. ``x / 0`` is ``x`` and ``x % 0`` is ``0``; ``MIN / -1`` wraps to ``MIN``.
+- Float -> integer casts truncate toward zero and saturate, NaN -> 0 (PTX ``cvt.rzi.sat``, what
+  Triton does on NVIDIA GPUs); MSL leaves out-of-range conversions undefined.
+- ``tl.umulhi``, ``tl.clamp``, ``tl.sqrt_rn``, ``tl.div_rn``, ``tl.erf``: MSL spellings or our own
+  helpers (Metal has no erf and no 64-bit mulhi).
+"""
+from __future__ import annotations
+
+import re
+
+from triton_metal.codegen import lower_elementwise  # noqa: F401  (registered first: these override it)
+from triton_metal.codegen.emitter import lowers
+from triton_metal.codegen.lower_elementwise import _math_prefix, _render
+from triton_metal.codegen.types import BITWIDTH, msl_scalar
+
+_LITERAL = re.compile(r"^(?:[a-z]+\()?(-?\d+)L?\)?$")
+
+
+def _literal(var) -> int | None:
+    m = _LITERAL.match(var.name) if not var.is_array else None
+    return int(m.group(1)) if m else None
+
+
+def add_helper(em, text: str) -> None:
+    if text not in em.helpers:
+        em.helpers.append(text)
+
+
+@lowers("arith.divsi", "arith.remsi", "arith.divui", "arith.remui")
+def lower_int_division(em, op):
+    divisor = _literal(em.var(op.operands[1]))
+    element = op.operands[0].type.element
+    wide = BITWIDTH[element] >= 32  # narrower types are promoted to int: MIN / -1 cannot overflow
+    signed = op.name in ("arith.divsi", "arith.remsi")
+    ctype = msl_scalar(element)
+    a, b = ("{0}", "{1}") if signed else ("{u0}", "{u1}")
+    safe_b = b if divisor not in (None, 0) else f"({b} == 0 ? 1 : {b})"
+    if op.name.startswith("arith.div"):
+        template = f"{a} / {safe_b}"
+        if signed and wide and divisor in (None, -1):
+            u = msl_scalar(element, unsigned=True)
+            template = f"({b} == -1 ? {ctype}({u}(0) - {u}({a})) : {template})"
+    else:
+        template = f"{a} % {safe_b}" if divisor not in (None, 0) else f"({b} == 0 ? 0 : {a} % {b})"
+        if signed and wide and divisor in (None, -1):
+            template = f"({b} == -1 ? {ctype}(0) : {template})"
+    _render(em, op, template)
+
+
+def _saturating(em, src_element: str, dst_element: str, unsigned: bool) -> str:
+    bits = BITWIDTH[dst_element]
+    ctype = msl_scalar(dst_element, unsigned)
+    lo = 0 if unsigned else -(1 << (bits - 1))
+    hi = (1 << bits) if unsigned else (1 << (bits - 1))
+    suffix = ("U" if unsigned else "") + ("L" if bits == 64 else "")
+    hi_lit = f"{hi - 1}{suffix}"
+    lo_lit = "0" if unsigned else f"({lo + 1}{suffix} - 1)"  # MIN itself is not a valid literal
+    f = "{0}" if src_element == "f32" else "float({0})"
+    text = (f"(isnan({f}) ? {ctype}(0) : {f} <= {float(lo)!r}f ? {ctype}({lo_lit}) : "
+            f"{f} >= {float(hi)!r}f ? {ctype}({hi_lit}) : {ctype}({f}))")
+    return text
+
+
+@lowers("arith.fptosi", "arith.fptoui")
+def lower_float_to_int(em, op):
+    src, dst = op.operands[0].type.element, op.results[0].type.element
+    text = _saturating(em, src, dst, op.name == "arith.fptoui")
+    _render(em, op, f"{em.ctype(op.results[0])}({text})")
+
+
+_MULHI64 = """// High 64 bits of the 128-bit product of two unsigned 64-bit integers.
+inline ulong tm_umulhi64(ulong a, ulong b) {
+    ulong a_lo = a & 0xffffffffUL, a_hi = a >> 32, b_lo = b & 0xffffffffUL, b_hi = b >> 32;
+    ulong lo_lo = a_lo * b_lo, hi_lo = a_hi * b_lo, lo_hi = a_lo * b_hi;
+    ulong cross = (lo_lo >> 32) + (hi_lo & 0xffffffffUL) + lo_hi;
+    return a_hi * b_hi + (hi_lo >> 32) + (cross >> 32);
+}"""
+
+
+@lowers("tt.mulhiui")
+def lower_mulhi(em, op):
+    element = op.operands[0].type.element
+    ctype = msl_scalar(element)
+    if BITWIDTH[element] == 64:
+        add_helper(em, _MULHI64)
+        _render(em, op, f"{ctype}(tm_umulhi64({{u0}}, {{u1}}))")
+    else:
+        _render(em, op, f"{ctype}(mulhi({{u0}}, {{u1}}))")
+
+
+@lowers("tt.clampf")
+def lower_clampf(em, op):
+    propagate_all = op.int_attr("propagateNan") != 0
+    template = "fmin(fmax({0}, {1}), {2})"
+    if propagate_all:
+        template = f"(isnan({{0}}) ? {{0}} : {template})"
+    _render(em, op, template)
+
+
+@lowers("tt.precise_sqrt")
+def lower_precise_sqrt(em, op):
+    _render(em, op, "precise::sqrt({0})")
+
+
+@lowers("tt.precise_divf")
+def lower_precise_divf(em, op):
+    _render(em, op, "precise::divide({0}, {1})")
+
+
+@lowers("arith.divf")
+def lower_divf(em, op):
+    # Triton's `/` is IEEE division (div.rn on NVIDIA); Metal's `/` follows the fast-math setting.
+    if op.operands[0].type.element == "f32":
+        _render(em, op, f"{_math_prefix(em, 'f32')}divide({{0}}, {{1}})")
+    else:
+        _render(em, op, "{0} / {1}")
+
+
+_ERF = """// erf(x) (Metal has none): Taylor series for |x| < 0.5 (error < 1 ulp), Abramowitz & Stegun
+// 7.1.26 above (absolute error < 1.5e-7).
+inline float tm_erf(float x) {
+    float a = fabs(x);
+    if (a < 0.5f) {
+        float x2 = x * x;
+        return x * (1.1283791671f + x2 * (-0.3761263890f + x2 * (0.1128379167f + x2 * (-0.0268661706f
+                 + x2 * (0.0052239776f + x2 * -0.0008548327f)))));
+    }
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+    return copysign(1.0f - p * precise::exp(-a * a), x);
+}"""
+
+
+@lowers("math.erf")
+def lower_erf(em, op):
+    add_helper(em, _ERF)
+    element = op.operands[0].type.element
+    ctype = msl_scalar(element)
+    _render(em, op, "tm_erf({0})" if element == "f32" else f"{ctype}(tm_erf(float({{0}})))")
+
+
+
+@lowers("tt.fp_to_fp")
+def lower_fp_to_fp(em, op):
+    # Between half, bfloat and float (fp8 types are refused by em.ctype): through float, which
+    # holds both exactly, then one rounding to nearest even.
+    em.ctype(op.operands[0])
+    _render(em, op, f"{em.ctype(op.results[0])}(float({{0}}))")

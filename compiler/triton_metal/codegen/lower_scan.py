@@ -1,0 +1,71 @@
+"""tt.scan (tl.cumsum, tl.cumprod, tl.associative_scan, forward or reverse) on any axis and layout.
+
+The block goes through threadgroup memory: every thread writes its elements, then each line
+along the axis is scanned serially by one thread (lines are dealt out round-robin), and every
+thread reads its elements back. Correct for any layout, combine function and tuple of operands;
+a tree scan over simd lanes would be faster on wide axes.
+"""
+from __future__ import annotations
+
+from triton_metal.codegen.emitter import lowers
+from triton_metal.codegen.lower_layout import _linear, _sizeof
+from triton_metal.codegen.lower_reduce import emit_combine_function
+
+
+@lowers("tt.scan")
+def lower_scan(em, op):
+    axis = op.int_attr("axis")
+    reverse = bool(op.bool_attr("reverse"))
+    src_values = op.operands
+    layout = src_values[0].layout
+    shape = src_values[0].type.shape
+    srcs = [em.var(v) for v in src_values]
+    hint = op.results[0].name_hint or "scan"
+    combine = emit_combine_function(em, op, hint)
+
+    numel = src_values[0].type.numel
+    n = shape[axis]
+    inner = numel // n
+    for d in range(axis):
+        inner //= shape[d]
+    lines = numel // n
+    threads = em.options.num_warps * 32
+
+    buffers, offset = [], 0
+    for s in srcs:
+        size = numel * _sizeof(s.ctype)
+        buffers.append((em.fresh(f"{hint}_line"), s.ctype, offset))
+        offset = (offset + size + 15) // 16 * 16
+    for name, ctype, off in buffers:
+        em.emit(f"threadgroup {ctype}* {name} = {em.scratch(ctype, offset, off)};")
+
+    def index(i):
+        return _linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])
+    for (name, _, _), s in zip(buffers, srcs):
+        em.emit_loop(max(s.nregs, 1) if s.is_array else em.nregs(src_values[0]),
+                     lambda i, name=name, s=s: f"{name}[{index(i)}] = {s.at(i)};")
+    em.barrier()
+
+    em.emit(f"for (uint line = uint(simd) * 32 + lane; line < {lines}; line += {threads}) {{")
+    em.depth += 1
+    outer = f"line / {inner} * {n * inner} + line % {inner}" if inner > 1 else f"line * {n}"
+    em.emit(f"uint base = {outer};")
+    first = f"base + {(n - 1) * inner}" if reverse else "base"
+    accs = []
+    for name, ctype, _ in buffers:
+        acc = em.fresh(f"{name}_acc")
+        em.emit(f"{ctype} {acc} = {name}[{first}];")
+        accs.append(acc)
+    step = f"{n - 1} - j" if reverse else "j"
+    em.emit(f"for (uint j = 1; j < {n}; ++j) {{")
+    em.emit(f"    uint at = base + ({step}) * {inner};" if inner > 1 else f"    uint at = base + {step};")
+    em.emit(f"    {combine}({', '.join(accs + [f'{name}[at]' for name, _, _ in buffers])});")
+    for acc, (name, _, _) in zip(accs, buffers):
+        em.emit(f"    {name}[at] = {acc};")
+    em.emit("}")
+    em.depth -= 1
+    em.emit("}")
+    em.barrier()
+    for res, (name, _, _) in zip(op.results, buffers):
+        em.define(res, lambda i, name=name: f"{name}[{index(i)}]")
+    em.barrier()  # the scratch memory is reused by the next op

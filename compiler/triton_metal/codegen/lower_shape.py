@@ -1,0 +1,195 @@
+"""Shape ops: tt.join, tt.split, tt.reshape (reshape / view), tt.trans (trans / permute), tt.cat.
+
+Each is a map from a result coordinate to (source operand, source coordinate). When every thread
+already holds the elements it needs (the map moves nothing across lanes or simdgroups), the op
+renames registers; otherwise the sources go through threadgroup memory, stacked one after the
+other in row-major order, and each thread reads its result elements back.
+"""
+from __future__ import annotations
+
+import re
+
+from triton_metal.codegen.emitter import lowers
+from triton_metal.codegen.lower_layout import _linear, _sizeof
+
+
+def _xor(a, b):
+    return (a[0] ^ b[0], tuple(x ^ y for x, y in zip(a[1], b[1])))
+
+
+def _register_map(sources, dst_layout, project):
+    """[(source, register)] per result register, or None when elements must cross threads."""
+    src_layout = sources[0].layout
+    zero = project((0,) * dst_layout.rank)
+    for dst_bases, src_bases in ((dst_layout.lane_bases, src_layout.lane_bases),
+                                 (dst_layout.warp_bases, src_layout.warp_bases)):
+        if len(dst_bases) != len(src_bases):
+            return None
+        for d, s in zip(dst_bases, src_bases):
+            k, c = _xor(project(d), zero)
+            if k != 0 or c != tuple(s):
+                return None
+    index = {c: r for r, c in reversed(list(enumerate(src_layout.reg_coords)))}
+    out = []
+    for coord in dst_layout.reg_coords:
+        k, c = project(coord)
+        if c not in index:
+            return None
+        out.append((k, index[c]))
+    return out
+
+
+def gather(em, sources, dst, project, stacked_index):
+    """Define `dst` from `sources` (values of one shape and layout).
+
+    project(result coordinate) -> (source number, source coordinate), on integers;
+    stacked_index(result coordinate expressions) -> index into the sources stacked row-major.
+    """
+    srcs = [em.var(s) for s in sources]
+    if all(not s.is_array for s in srcs) and len({s.name for s in srcs}) == 1:
+        return em.alias(dst, type(srcs[0])(srcs[0].name, srcs[0].ctype, em.nregs(dst), uniform=True))
+    mapping = _register_map(sources, dst.layout, project) if sources[0].layout else None
+    if mapping is not None:
+        var = em.declare_array(dst)
+        for r, (k, s) in enumerate(mapping):
+            em.emit(f"{var.name}[{r}] = {srcs[k].at(s)};")
+        return em.alias(dst, var)
+    shape = sources[0].type.shape
+    numel = sources[0].type.numel
+    ctype = srcs[0].ctype
+    ptr = em.fresh("staging")
+    em.emit(f"threadgroup {ctype}* {ptr} = {em.scratch(ctype, len(sources) * numel * _sizeof(ctype))};")
+    layout = sources[0].layout
+    for k, s in enumerate(srcs):
+        base = f"{k * numel} + " if k else ""
+        em.emit_loop(em.nregs(sources[k]), lambda i, s=s, base=base: f"{ptr}[{base}{_linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])}] = {s.at(i)};")
+    em.barrier()
+    var = em.define(dst, lambda i: f"{ptr}[{stacked_index([em.coord_expr(dst.layout, d, i) for d in range(dst.layout.rank)])}]")
+    em.barrier()
+    return var
+
+
+def _unflatten(index: int, shape) -> tuple:
+    out = []
+    for n in reversed(shape):
+        out.append(index % n)
+        index //= n
+    return tuple(reversed(out))
+
+
+def _flatten(coord, shape) -> int:
+    index = 0
+    for c, n in zip(coord, shape):
+        index = index * n + c
+    return index
+
+
+@lowers("tt.join")
+def lower_join(em, op):
+    shape = op.operands[0].type.shape
+    gather(em, op.operands, op.results[0], lambda c: (c[-1], tuple(c[:-1])),
+           lambda e: f"{paren_mul(e[-1], _numel(shape))} + {_linear(shape, e[:-1])}" if e[-1] != "0" else _linear(shape, e[:-1]))
+
+
+@lowers("tt.split")
+def lower_split(em, op):
+    shape = op.operands[0].type.shape
+    for k, res in enumerate(op.results):
+        gather(em, op.operands, res, lambda c, k=k: (0, tuple(c) + (k,)), lambda e, k=k: _linear(shape, [*e, str(k)]))
+
+
+@lowers("tt.reshape")
+def lower_reshape(em, op):
+    src_shape, dst_shape = op.operands[0].type.shape, op.results[0].type.shape
+    # Row-major order on both sides (`view`'s freedom to reorder is not used).
+    gather(em, op.operands, op.results[0], lambda c: (0, _unflatten(_flatten(c, dst_shape), src_shape)),
+           lambda e: _linear(dst_shape, e))
+
+
+_ORDER = re.compile(r"order = array<i32:\s*([\d,\s]+)>")
+
+
+@lowers("tt.trans")
+def lower_trans(em, op):
+    m = _ORDER.search(op.text)
+    if not m:
+        raise em.unsupported(op, "the permutation of tt.trans could not be read from the IR")
+    order = [int(v) for v in m.group(1).split(",")]
+    src_shape = op.operands[0].type.shape
+
+    def project(c):
+        src = [0] * len(order)
+        for i, o in enumerate(order):
+            src[o] = c[i]
+        return (0, tuple(src))
+
+    def index(e):
+        src = ["0"] * len(order)
+        for i, o in enumerate(order):
+            src[o] = e[i]
+        return _linear(src_shape, src)
+    gather(em, op.operands, op.results[0], project, index)
+
+
+@lowers("tt.cat")
+def lower_cat(em, op):
+    n = op.operands[0].type.shape[0]
+    dst_shape = op.results[0].type.shape
+    # Concatenating along dim 0 of row-major blocks is stacking them: the result's own row-major index.
+    gather(em, op.operands, op.results[0], lambda c: (c[0] // n, (c[0] % n, *c[1:])), lambda e: _linear(dst_shape, e))
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def paren_mul(expr: str, k: int) -> str:
+    return f"({expr}) * {k}" if not expr.isidentifier() else f"{expr} * {k}"
+
+
+def _stage(em, value, hint: str, extra_bytes: int = 0):
+    """Writes every element of `value` to threadgroup memory in row-major order; returns the pointer."""
+    src = em.var(value)
+    shape, layout = value.type.shape, value.layout
+    ptr = em.fresh(hint)
+    em.emit(f"threadgroup {src.ctype}* {ptr} = {em.scratch(src.ctype, value.type.numel * _sizeof(src.ctype))};")
+    em.emit_loop(em.nregs(value), lambda i: f"{ptr}[{_linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])}] = {src.at(i)};")
+    em.barrier()
+    return ptr
+
+
+@lowers("tt.gather")
+def lower_gather(em, op):
+    axis = op.int_attr("axis")
+    src_value, index_value = op.operands[0], op.operands[1]
+    shape = src_value.type.shape
+    index = em.var(index_value)
+    result = op.results[0]
+    ptr = _stage(em, src_value, "gather_source")
+
+    def read(i):
+        coord = [em.coord_expr(result.layout, d, i) for d in range(result.layout.rank)]
+        coord[axis] = index.at(i)
+        return f"{ptr}[{_linear(shape, coord)}]"
+    em.define(result, read)
+    em.barrier()
+
+
+@lowers("tt.histogram")
+def lower_histogram(em, op):
+    # Every thread counts its own bins over the whole (staged) input: no atomics needed.
+    src_value = op.operands[0]
+    result = op.results[0]
+    ptr = _stage(em, src_value, "histogram_input")
+    numel = src_value.type.numel
+    if len(op.operands) > 1:
+        raise em.unsupported(op, "masked tl.histogram is not lowered yet", "pass only the in-range values")
+    var = em.declare_array(result)
+    ctype = var.ctype
+    em.emit_loop(var.nregs, lambda i: f"{{ {ctype} n = 0; int bin = {em.coord_expr(result.layout, 0, i)}; "
+                 f"for (uint k = 0; k < {numel}; ++k) n += {ptr}[k] == bin; {var.name}[{i}] = n; }}")
+    em.alias(result, var)
+    em.barrier()

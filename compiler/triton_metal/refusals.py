@@ -1,0 +1,68 @@
+"""The catalog of everything the Metal backend refuses: one entry per cause, with the reason and
+what to do instead. The code generator raises from it (``refuse(key, ...)``), the op table tests
+the exact messages, and ``docs/compatibility.md`` is generated from it, so the three never drift.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from triton_metal.errors import UnsupportedOperationError
+
+
+@dataclass(frozen=True)
+class Refusal:
+    op: str  # what the user wrote, as the message names it; may hold {placeholders}
+    reason: str
+    alternative: str
+
+    def message(self, **fields) -> str:
+        """The first line of the error, without the source location."""
+        return str(UnsupportedOperationError(self.op.format(**fields), "", self.reason.format(**fields),
+                                             self.alternative.format(**fields)))
+
+
+CATALOG: dict[str, Refusal] = {
+    "fp64": Refusal(
+        "fp64 arithmetic", "Apple GPUs have no 64-bit floating point",
+        "use float32 tensors (x.to(torch.float32))"),
+    "fp8": Refusal(
+        "{dtype} tensors", "Apple GPUs have no 8-bit floating point types and the Metal backend does not emulate them",
+        "store fp8 data as uint8 and convert in float16/float32"),
+    "inline_asm": Refusal(
+        "tt.elementwise_inline_asm", "inline assembly is target-specific (PTX/AMDGPU) and cannot run on Apple GPUs",
+        "write the computation with triton.language operations"),
+    "extern_elementwise": Refusal(
+        "extern function {symbol}", "calls into CUDA/HIP device libraries (libdevice) have no Metal equivalent",
+        "use the triton.language / tl.math function of the same name"),
+    "dense_constant": Refusal(
+        "non-splat tensor constant", "constant tensors whose elements differ are not lowered yet",
+        "build the values with tl.arange and arithmetic"),
+    "atomic_dtype": Refusal(
+        "atomic {kind} on {dtype}", "Metal atomics exist for 32-bit integers and float32 only",
+        "accumulate in int32/uint32/float32"),
+    "atomic_float_bitwise": Refusal(
+        "atomic {kind} on {dtype}", "Metal has no floating-point bitwise atomics", "bitcast to int32 first"),
+    "early_return": Refusal(
+        "return inside a branch", "it becomes unstructured control flow (cf.cond_br), which is not lowered yet",
+        "put the rest of the kernel under `else:` or mask its stores"),
+    "noinline_call": Refusal(
+        "call of a @triton.jit(noinline=True) function", "separate device functions are not lowered yet",
+        "drop noinline=True so that Triton inlines the call"),
+    "device_print": Refusal(
+        "tl.device_print", "printing from kernels is not lowered yet (Metal has no printf; a print buffer "
+        "read back by the runtime is planned)", "store the values to a debug tensor and print it on the host"),
+    "device_assert": Refusal(
+        "tl.device_assert", "device-side assertions (kept when debug=True) are not lowered yet",
+        "check the values on the host, or compile without debug=True (Triton then drops device_assert)"),
+}
+
+
+def refusal(key: str) -> Refusal:
+    return CATALOG[key]
+
+
+def refuse(key: str, location: str = "", **fields) -> UnsupportedOperationError:
+    """The error to raise for catalog entry `key` (the caller raises it, so tracebacks point there)."""
+    entry = CATALOG[key]
+    return UnsupportedOperationError(entry.op.format(**fields), location, entry.reason.format(**fields),
+                                     entry.alternative.format(**fields))
