@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 import time
 
+from triton_metal.arg_checks import LaunchChecks
 from triton_metal.debug import log
 
 # struct formats of scalar arguments, by Triton type name.
@@ -56,9 +57,11 @@ class MetalLauncher:
         self.signature = dict(src.signature)
         self.threadgroup = (metadata.threadgroup_size, 1, 1)
         self.name = metadata.name
+        self.check = LaunchChecks(self.name, self.signature, self.runtime)  # triton_metal.arg_checks
 
     def __call__(self, grid_x, grid_y, grid_z, stream, function, packed_metadata, launch_metadata,
                  enter_hook, exit_hook, *args):
+        self.check((grid_x, grid_y, grid_z), args)
         if enter_hook is not None:
             enter_hook(launch_metadata)
         buffers = {}
@@ -67,7 +70,7 @@ class MetalLauncher:
             if ty == "constexpr":
                 continue
             if ty.startswith("*"):
-                buffers[slot] = 0 if value is None else self.runtime.buffer_address(value, name)
+                buffers[slot] = self.runtime.buffer_argument(value, name)  # what this runtime's launch binds
             else:
                 buffers[slot] = pack_scalar(value, ty, name)
             slot += 1

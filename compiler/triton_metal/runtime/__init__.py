@@ -1,8 +1,10 @@
 """Device runtimes: one small interface, several implementations.
 
 ``compile(msl, kernel_name) -> pipeline``, ``launch(pipeline, grid, threadgroup, buffers)``,
-``synchronize()``. ``sim`` runs the MSL on the CPU (Linux, CI); ``metal`` runs it on an Apple GPU.
-``TRITON_METAL_DEVICE=sim|metal|auto`` picks one (auto: metal where there is a usable Apple GPU).
+``synchronize()``. ``sim`` runs the MSL on the CPU (Linux, CI); ``metal`` runs it on an Apple GPU
+(PyObjC, torch ``mps`` tensors, numpy); ``mlx`` runs it on an Apple GPU through MLX (``mx.array``).
+``TRITON_METAL_DEVICE=sim|metal|mlx|auto`` picks one (auto: metal where there is a usable Apple GPU,
+else sim; mlx only when asked for).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import platform
 
 from triton_metal.errors import MetalError
 
-DEVICES = ("auto", "sim", "metal")
+DEVICES = ("auto", "sim", "metal", "mlx")
 
 
 def requested_device() -> str:
@@ -30,6 +32,9 @@ def get_runtime():
     if device == "metal":
         from triton_metal.runtime.metal_runtime import MetalRuntime
         return MetalRuntime()
+    if device == "mlx":
+        from triton_metal.runtime.mlx_runtime import MLXRuntime
+        return MLXRuntime()
     from triton_metal.runtime.sim_runtime import SimRuntime
     return SimRuntime()
 
@@ -40,3 +45,10 @@ def _metal_available() -> bool:
     except ImportError:
         return False
     return metal_device_available()
+
+
+def clear_cache() -> dict:
+    """Release every compiled kernel this process holds (pipelines, simulator libraries, Triton's
+    per-function kernel caches); the on-disk caches stay. See ``triton_metal.cache.clear_in_process``."""
+    from triton_metal.cache import clear_in_process
+    return clear_in_process()

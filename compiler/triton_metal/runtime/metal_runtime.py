@@ -1,9 +1,121 @@
-"""The Metal runtime (Apple GPUs through PyObjC)."""
+"""The Metal runtime: MSL compiled and launched on an Apple GPU through PyObjC.
+
+Compile: ``MTLDevice.newLibraryWithSource:options:error:`` with an explicit language version and
+safe (non-fast) math unless fast math is asked for; pipelines are cached by (MSL, kernel, math).
+
+Launch, by argument kind:
+- **torch ``mps`` tensors** go through ``torch.mps.compile_shader``: PyTorch encodes the dispatch
+  on its current MPS stream (``MetalKernelFunction::runCommandBlock`` runs on the stream's queue
+  and encodes into the stream's compute encoder), so the kernel is ordered with every other
+  PyTorch op, and each tensor is bound as ``setBuffer:(its MTLBuffer) offset:(storage offset)``
+  without a copy. PyTorch exposes no Python handle to its command buffer, so a PyObjC dispatch on
+  our own queue would need ``torch.mps.synchronize()`` before and a wait after every launch.
+  PyTorch dispatches with ``dispatchThreads:threadsPerThreadgroup:``; we pass
+  threads = grid x threadgroup, which yields exactly ``grid`` threadgroups of the kernel's size,
+  i.e. the same dispatch as ``dispatchThreadgroups``. Scalars are bound as 0-d CPU tensors, which
+  PyTorch passes with ``setBytes`` at their exact width.
+- **numpy arrays** go through shared-storage MTLBuffers on our own command queue with
+  ``dispatchThreadgroups:threadsPerThreadgroup:``. Arrays from ``MetalRuntime.empty()`` live in
+  such a buffer (no copies); any other C-contiguous array is staged through one (copied in, and
+  back out when the command buffer completes). Scalars are bound with ``setBytes``.
+
+Everything here was written from Apple's and PyTorch's documentation and source and is tested on
+Linux only against a recorded fake of the Metal API (compiler/tests/runtime/fake_metal.py); see
+the README for what has run on real Apple hardware.
+"""
 from __future__ import annotations
 
+import ctypes
+import hashlib
+import os
 import platform
+import re
+import subprocess
+from dataclasses import dataclass, field, replace
 
-from triton_metal.errors import MetalError
+from triton_metal.debug import log
+from triton_metal.errors import (
+    MetalCompileError,
+    MetalError,
+    MetalNotSupportedError,
+    MetalOutOfMemoryError,
+    ThreadsPerThreadgroupError,
+)
+from triton_metal.runtime.chips import CHIPS, Chip, chip
+
+# ---- chip identification (pure parsers, unit-tested with recorded outputs) -------------------
+
+_APPLE_CHIP = re.compile(r"\bApple\s+(M\d+)(?:\s+(Pro|Max|Ultra))?\b", re.IGNORECASE)
+_GPU_CORES = re.compile(r'"gpu-core-count"\s*=\s*(\d+)')
+
+
+def chip_id_from_name(name: str) -> str | None:
+    """``"Apple M2 Pro"`` (sysctl machdep.cpu.brand_string or MTLDevice.name) -> ``"apple-m2-pro"``."""
+    m = _APPLE_CHIP.search(name or "")
+    if m is None:
+        return None
+    return "-".join(["apple", m.group(1).lower()] + ([m.group(2).lower()] if m.group(2) else []))
+
+
+def gpu_core_count_from_ioreg(ioreg_output: str) -> int | None:
+    """The ``"gpu-core-count" = N`` entry of ``ioreg -l`` (the AGX accelerator node)."""
+    m = _GPU_CORES.search(ioreg_output or "")
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class DetectedChip:
+    id: str  # baselines/<id>/ and the Triton target arch, e.g. apple-m2-pro
+    chip: Chip
+    gpu_cores: int | None
+    source: str  # what the id was read from
+
+
+def _run(args: list) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=20, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def detect_chip(device_name: str | None = None, brand_string: str | None = None, ioreg_output: str | None = None,
+                run=_run) -> DetectedChip:
+    """Which Apple chip this is: the Metal device name, else ``sysctl -n machdep.cpu.brand_string``;
+    GPU cores from ``ioreg -l``. Outputs not given are read by running the commands (macOS only)."""
+    source = "Metal device name"
+    chip_id = chip_id_from_name(device_name or "")
+    if chip_id is None:
+        if brand_string is None:
+            brand_string = run(["sysctl", "-n", "machdep.cpu.brand_string"])
+        chip_id, source = chip_id_from_name(brand_string), "sysctl machdep.cpu.brand_string"
+    if chip_id is None:
+        raise MetalNotSupportedError(
+            f"cannot tell which Apple GPU this is (Metal device {device_name!r}, CPU {brand_string!r}): the Metal "
+            "runtime supports Apple Silicon (M1 and later). Use TRITON_METAL_DEVICE=sim to run on the CPU.")
+    if ioreg_output is None:
+        ioreg_output = run(["ioreg", "-l"])
+    try:
+        info = chip(chip_id)
+    except ValueError:
+        # A chip newer than our table: every Apple GPU family shares the limits the table holds.
+        newest = list(CHIPS.values())[-1]
+        log(1, "chip %s is not in triton-metal's chip table; using the limits of %s", chip_id, newest.id)
+        info = replace(newest, id=chip_id)
+    else:
+        info = replace(info, id=chip_id)
+    return DetectedChip(chip_id, info, gpu_core_count_from_ioreg(ioreg_output), source)
+
+
+# ---- the Metal API (PyObjC), imported lazily so Linux never needs it ---------------------------
+
+def _import_metal():
+    try:
+        import Metal
+    except ImportError:
+        raise MetalNotSupportedError(
+            "the Metal runtime needs PyObjC's Metal bindings: pip install pyobjc-framework-Metal (macOS on Apple "
+            "Silicon). Use TRITON_METAL_DEVICE=sim to run kernels on the CPU through the Metal simulator.") from None
+    return Metal
 
 
 def metal_device_available() -> bool:
@@ -16,15 +128,342 @@ def metal_device_available() -> bool:
     return Metal.MTLCreateSystemDefaultDevice() is not None
 
 
+def macos_version() -> tuple:
+    release = platform.mac_ver()[0]
+    return tuple(int(p) for p in release.split(".")[:2]) if release else (0, 0)
+
+
+# Metal Shading Language version per macOS (oldest first): 3.1 brings `bfloat` (macOS 14).
+# Pinned explicitly rather than left to the OS default, so a kernel means the same on every macOS.
+LANGUAGE_VERSIONS = (((13, 0), "MTLLanguageVersion3_0"), ((14, 0), "MTLLanguageVersion3_1"))
+
+
+def language_version_name(macos: tuple) -> str:
+    chosen = LANGUAGE_VERSIONS[0][1]
+    for minimum, name in LANGUAGE_VERSIONS:
+        if macos >= minimum:
+            chosen = name
+    return chosen
+
+
+def fast_math_requested() -> bool:
+    return os.environ.get("TRITON_METAL_FAST_MATH", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def shader_dump_dir() -> str:
+    from triton_metal import debug
+    if hasattr(debug, "get_option"):
+        return os.path.expanduser(debug.get_option("shader_dump_dir"))
+    return os.path.expanduser(os.environ.get("TRITON_METAL_SHADER_DUMP_DIR") or "~/.triton/metal/shaders")
+
+
+def dump_msl(kernel_name: str, msl: str) -> str:
+    """Write ``msl`` to ``<dump dir>/<kernel>-<sha256 prefix>.metal`` and return the path."""
+    digest = hashlib.sha256(msl.encode()).hexdigest()[:16]
+    directory = shader_dump_dir()
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{re.sub(r'[^A-Za-z0-9_.-]', '_', kernel_name)}-{digest}.metal")
+    with open(path, "w") as f:
+        f.write(msl)
+    return path
+
+
+def _error_text(error) -> str:
+    if error is None:
+        return "no error description"
+    return str(error.localizedDescription())
+
+
+# ---- pipelines and bindings ------------------------------------------------------------------
+
+@dataclass
+class MetalPipeline:
+    name: str
+    msl: str
+    state: object  # id<MTLComputePipelineState>
+    max_total_threads_per_threadgroup: int
+    thread_execution_width: int
+    static_threadgroup_memory_length: int
+    fast_math: bool
+    torch_kernel: object = field(default=None, repr=False)  # torch.mps.compile_shader(...).<name>, lazily
+
+
+class SharedBuffer:
+    """A shared-storage MTLBuffer that numpy arrays view without copies (``MetalRuntime.empty``)."""
+
+    def __init__(self, mtl_buffer, nbytes: int):
+        self.mtl_buffer = mtl_buffer
+        self.nbytes = nbytes
+        self._memory = mtl_buffer.contents().as_buffer(nbytes)  # writable memoryview of the contents
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._memory))
+        self.__array_interface__ = {"data": (self.address, False), "shape": (nbytes,), "typestr": "|u1",
+                                    "version": 3}
+
+
+def _shared_buffer_of(array):
+    base = array
+    while base is not None:
+        if isinstance(base, SharedBuffer):
+            return base
+        base = getattr(base, "base", None)
+    return None
+
+
+def _is_torch_tensor(value) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "untyped_storage")
+
+
+def _is_numpy_array(value) -> bool:
+    return type(value).__module__ == "numpy" and hasattr(value, "__array_interface__")
+
+
+_SCALAR_TENSOR_DTYPES = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
+
+
+def torch_launch_arguments(buffers: dict, grid, threadgroup, null_tensor=None):
+    """(positional args, threads, group_size) for a ``torch.mps.compile_shader`` kernel call.
+
+    PyTorch binds positional argument i at ``[[buffer(i)]]``: tensors with ``setBuffer`` at their
+    storage offset, 0-d CPU tensors with ``setBytes`` of their element size (so each scalar keeps
+    the exact width the kernel reads)."""
+    import torch
+    slots = sorted(buffers)
+    if slots != list(range(len(slots))):
+        raise MetalError(f"buffer slots {slots} are not 0..{len(slots) - 1}: PyTorch binds kernel arguments by position")
+    args = []
+    for slot in slots:
+        value = buffers[slot]
+        if isinstance(value, (bytes, bytearray)):
+            dtype = getattr(torch, _SCALAR_TENSOR_DTYPES[len(value)])
+            args.append(torch.frombuffer(bytearray(value), dtype=dtype).reshape(()))
+        elif value is None:
+            args.append(null_tensor)
+        else:
+            args.append(value)
+    threads = [g * t for g, t in zip(grid, threadgroup)]
+    return args, threads, list(threadgroup)
+
+
 class MetalRuntime:
     name = "metal"
     simulated = False
     torch_device = "mps"
 
-    def __init__(self):
-        if not metal_device_available():
-            raise MetalError(
-                "Metal is not supported on this machine: TRITON_METAL_DEVICE=metal needs macOS 13.5+ on Apple "
-                "Silicon with pyobjc-framework-Metal installed. Use TRITON_METAL_DEVICE=sim to run kernels "
-                "on the CPU through the Metal simulator.")
-        raise MetalError("The Metal GPU runtime is not implemented yet: use TRITON_METAL_DEVICE=sim")
+    def __init__(self, metal=None, chip_info: DetectedChip | None = None, macos: tuple | None = None):
+        """``metal`` is the PyObjC ``Metal`` module (tests pass a fake); the rest is detected."""
+        self._mtl = metal if metal is not None else _import_metal()
+        self.device = self._mtl.MTLCreateSystemDefaultDevice()
+        if self.device is None:
+            raise MetalNotSupportedError(
+                "Metal reports no GPU (MTLCreateSystemDefaultDevice() returned nil): the Metal runtime needs macOS "
+                "13.5+ on Apple Silicon, outside a VM without GPU access. GitHub-hosted macOS runners have no usable "
+                "Metal GPU. Use TRITON_METAL_DEVICE=sim to run kernels on the CPU.")
+        detected = chip_info or detect_chip(device_name=str(self.device.name()))
+        self.chip = detected.chip
+        self.gpu_cores = detected.gpu_cores
+        self.recommended_working_set_bytes = int(self.device.recommendedMaxWorkingSetSize())
+        self.language_version = language_version_name(macos if macos is not None else macos_version())
+        self.queue = self.device.newCommandQueue()
+        self._pipelines: dict = {}
+        self._in_flight: list = []
+        self._null_buffer = None
+        self._null_tensor = None
+        self._torch_used = False
+
+    # ---- compile ---------------------------------------------------------------------------
+    def compile(self, msl: str, kernel_name: str, fast_math: bool | None = None) -> MetalPipeline:
+        fast = fast_math_requested() if fast_math is None else bool(fast_math)
+        key = (hashlib.sha256(msl.encode()).hexdigest(), kernel_name, fast)
+        if key in self._pipelines:
+            return self._pipelines[key]
+        mtl = self._mtl
+        options = mtl.MTLCompileOptions.alloc().init()
+        options.setLanguageVersion_(getattr(mtl, self.language_version))
+        if options.respondsToSelector_("setMathMode:"):  # macOS 15+; fastMathEnabled is deprecated there
+            options.setMathMode_(mtl.MTLMathModeFast if fast else mtl.MTLMathModeSafe)
+            options.setMathFloatingPointFunctions_(
+                mtl.MTLMathFloatingPointFunctionsFast if fast else mtl.MTLMathFloatingPointFunctionsPrecise)
+        else:
+            options.setFastMathEnabled_(fast)
+        library, error = self.device.newLibraryWithSource_options_error_(msl, options, None)
+        if library is None:
+            raise MetalCompileError(kernel_name, _error_text(error), dump_msl(kernel_name, msl))
+        if error is not None:  # a library with an error object: the compiler's warnings
+            log(1, "Metal compiler warnings for %s:\n%s", kernel_name, _error_text(error))
+        function = library.newFunctionWithName_(kernel_name)
+        if function is None:
+            names = ", ".join(str(n) for n in (library.functionNames() or []))
+            raise MetalCompileError(kernel_name, f"the compiled library has no kernel named '{kernel_name}' "
+                                    f"(it has: {names or 'none'})", dump_msl(kernel_name, msl))
+        state, error = self.device.newComputePipelineStateWithFunction_error_(function, None)
+        if state is None:
+            raise MetalCompileError(kernel_name, "creating the compute pipeline failed: " + _error_text(error),
+                                    dump_msl(kernel_name, msl))
+        pipeline = MetalPipeline(kernel_name, msl, state, int(state.maxTotalThreadsPerThreadgroup()),
+                                 int(state.threadExecutionWidth()), int(state.staticThreadgroupMemoryLength()), fast)
+        self._pipelines[key] = pipeline
+        return pipeline
+
+    def clear_cache(self) -> None:
+        """Forget compiled pipelines (and PyTorch's copies of them); the next launch recompiles."""
+        self._pipelines.clear()
+
+    # ---- arguments -------------------------------------------------------------------------
+    def buffer_argument(self, value, arg_name: str):
+        """What ``launch`` binds for a pointer argument: an mps tensor, a numpy array, or None (null)."""
+        if value is None:
+            return None
+        if _is_torch_tensor(value):
+            if value.device.type != "mps":
+                raise MetalError(
+                    f"argument '{arg_name}' is a tensor on device '{value.device}', but the Metal runtime runs kernels "
+                    f"on the Apple GPU: move it with {arg_name}.to('mps')")
+            return value
+        if _is_numpy_array(value):
+            return value
+        raise MetalError(f"argument '{arg_name}' is a {type(value).__name__}: the Metal runtime takes torch 'mps' "
+                         "tensors or numpy arrays for pointer arguments")
+
+    def buffer_address(self, tensor, arg_name: str):
+        return self.buffer_argument(tensor, arg_name)
+
+    # ---- memory ----------------------------------------------------------------------------
+    def _memory_state(self) -> str:
+        return (f"{int(self.device.currentAllocatedSize())} bytes allocated by this process, recommended working "
+                f"set {self.recommended_working_set_bytes} bytes, largest buffer {int(self.device.maxBufferLength())} "
+                "bytes")
+
+    def new_shared_buffer(self, nbytes: int, purpose: str):
+        nbytes = max(int(nbytes), 16)  # Metal cannot make an empty buffer
+        limit = int(self.device.maxBufferLength())
+        if nbytes > limit:
+            raise MetalOutOfMemoryError(f"{purpose} needs a buffer of {nbytes} bytes, more than the device's "
+                                        f"maxBufferLength of {limit} bytes ({self._memory_state()})")
+        buffer = self.device.newBufferWithLength_options_(nbytes, self._mtl.MTLResourceStorageModeShared)
+        if buffer is None:
+            raise MetalOutOfMemoryError(f"allocating {nbytes} bytes for {purpose} failed ({self._memory_state()})")
+        return buffer
+
+    def empty(self, shape, dtype="float32"):
+        """A numpy array living in a shared MTLBuffer: kernels read and write it without copies."""
+        import numpy as np
+        dtype = np.dtype(dtype)
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        shared = SharedBuffer(self.new_shared_buffer(nbytes, f"an array of shape {shape} {dtype}"),
+                              max(nbytes, 16))
+        return np.asarray(shared)[:nbytes].view(dtype).reshape(shape)
+
+    def _bind_numpy(self, array, slot: int, copy_back: list):
+        """(MTLBuffer, offset) for a numpy argument; staged arrays are queued in ``copy_back``."""
+        import numpy as np
+        shared = _shared_buffer_of(array)
+        if shared is not None:
+            return shared.mtl_buffer, array.__array_interface__["data"][0] - shared.address
+        if not array.flags.c_contiguous:
+            raise MetalError(f"buffer {slot}: a non-contiguous numpy array cannot be staged for the GPU: pass "
+                             "np.ascontiguousarray(x), or allocate it with MetalRuntime.empty()")
+        staging = self.new_shared_buffer(array.nbytes, f"staging a numpy array of {array.nbytes} bytes (buffer {slot})")
+        view = np.frombuffer(staging.contents().as_buffer(max(array.nbytes, 16)), dtype=np.uint8)[:array.nbytes]
+        view[:] = array.reshape(-1).view(np.uint8)
+        if array.flags.writeable:
+            copy_back.append((array, view))
+        return staging, 0
+
+    def _null(self):
+        if self._null_buffer is None:
+            self._null_buffer = self.new_shared_buffer(16, "a null pointer argument")
+        return self._null_buffer
+
+    # ---- launch ----------------------------------------------------------------------------
+    def launch(self, pipeline: MetalPipeline, grid, threadgroup, buffers, threadgroup_lengths=None):
+        threads = threadgroup[0] * threadgroup[1] * threadgroup[2]
+        if threads > pipeline.max_total_threads_per_threadgroup:
+            # maxTotalThreadsPerThreadgroup can be below 1024 for kernels using many registers.
+            raise ThreadsPerThreadgroupError(threads, pipeline.max_total_threads_per_threadgroup)
+        if 0 in tuple(grid):
+            return
+        values = list(buffers.values())
+        if any(_is_torch_tensor(v) for v in values):
+            if any(_is_numpy_array(v) for v in values):
+                raise MetalError(f"kernel '{pipeline.name}': torch tensors and numpy arrays in one launch cannot be "
+                                 "ordered with each other: pass mps tensors only (torch.from_numpy(a).to('mps'))")
+            return self._launch_torch(pipeline, grid, threadgroup, buffers, threadgroup_lengths)
+        return self._launch_objc(pipeline, grid, threadgroup, buffers, threadgroup_lengths)
+
+    def _launch_objc(self, pipeline, grid, threadgroup, buffers, threadgroup_lengths):
+        mtl = self._mtl
+        copy_back: list = []
+        command_buffer = self.queue.commandBuffer()
+        encoder = command_buffer.computeCommandEncoder()
+        encoder.setComputePipelineState_(pipeline.state)
+        for slot in sorted(buffers):
+            value = buffers[slot]
+            if isinstance(value, (bytes, bytearray)):
+                encoder.setBytes_length_atIndex_(bytes(value), len(value), slot)
+            elif value is None:
+                encoder.setBuffer_offset_atIndex_(self._null(), 0, slot)
+            elif _is_numpy_array(value):
+                mtl_buffer, offset = self._bind_numpy(value, slot, copy_back)
+                encoder.setBuffer_offset_atIndex_(mtl_buffer, offset, slot)
+            else:
+                raise MetalError(f"kernel '{pipeline.name}': buffer {slot} is a {type(value).__name__}; the Metal "
+                                 "runtime binds bytes (scalars), numpy arrays and torch mps tensors")
+        for slot, length in sorted((threadgroup_lengths or {}).items()):
+            encoder.setThreadgroupMemoryLength_atIndex_(int(length), slot)
+        encoder.dispatchThreadgroups_threadsPerThreadgroup_(mtl.MTLSizeMake(*grid), mtl.MTLSizeMake(*threadgroup))
+        encoder.endEncoding()
+        command_buffer.commit()
+        if copy_back:  # staged numpy arrays: the caller reads them as soon as launch returns
+            self._wait(command_buffer, pipeline.name)
+            for array, view in copy_back:
+                array.reshape(-1).view("uint8")[:] = view
+        else:
+            self._in_flight.append((command_buffer, pipeline.name))
+
+    def _launch_torch(self, pipeline, grid, threadgroup, buffers, threadgroup_lengths):
+        import torch
+        if threadgroup_lengths:
+            raise MetalError(f"kernel '{pipeline.name}': threadgroup memory lengths cannot be set through "
+                             "torch.mps.compile_shader; declare threadgroup arrays inside the kernel")
+        if pipeline.torch_kernel is None:
+            # PyTorch reads the source as ASCII; non-ASCII can only be in comments (source lines).
+            source = pipeline.msl.encode("ascii", "backslashreplace").decode("ascii")
+            try:
+                library = torch.mps.compile_shader(source)
+            except SyntaxError as e:  # PyTorch's type for MTLLibraryErrorCompileFailure
+                raise MetalCompileError(pipeline.name, str(e.msg if hasattr(e, "msg") else e),
+                                        dump_msl(pipeline.name, pipeline.msl)) from None
+            pipeline.torch_kernel = getattr(library, pipeline.name)
+        if self._null_tensor is None and None in buffers.values():
+            self._null_tensor = torch.empty(16, dtype=torch.uint8, device="mps")
+        args, threads, group_size = torch_launch_arguments(buffers, grid, threadgroup, self._null_tensor)
+        self._torch_used = True
+        try:
+            pipeline.torch_kernel(*args, threads=threads, group_size=group_size)
+        except torch.OutOfMemoryError as e:
+            raise MetalOutOfMemoryError(f"launching '{pipeline.name}': {e}") from None
+
+    # ---- completion ------------------------------------------------------------------------
+    def _wait(self, command_buffer, kernel_name: str) -> None:
+        command_buffer.waitUntilCompleted()
+        if command_buffer.status() != self._mtl.MTLCommandBufferStatusError:
+            return
+        error = command_buffer.error()
+        if error is not None and error.code() == self._mtl.MTLCommandBufferErrorOutOfMemory:
+            raise MetalOutOfMemoryError(f"the GPU ran out of memory running '{kernel_name}' ({self._memory_state()})")
+        raise MetalError(f"Metal runtime error: the command buffer running '{kernel_name}' failed: "
+                         f"{_error_text(error)}")
+
+    def synchronize(self) -> None:
+        """Wait for every kernel launched so far (ours and, once torch was used, PyTorch's MPS stream)."""
+        in_flight, self._in_flight = self._in_flight, []
+        for command_buffer, kernel_name in in_flight:
+            self._wait(command_buffer, kernel_name)
+        if self._torch_used:
+            import torch
+            torch.mps.synchronize()
+
+
+if __name__ == "__main__":  # `python -m triton_metal.runtime.metal_runtime`: the chip id (for CI)
+    print(detect_chip(device_name=None).id)
