@@ -1,10 +1,24 @@
-"""What we know about each Apple GPU the backend targets.
+"""What we know about each Apple GPU the backend targets, and which one this machine has.
 
-Only limits that Apple documents for every family are filled in here (the Metal Feature Set
-Tables): 1024 threads per threadgroup, 32 KiB threadgroup memory, SIMD width 32.
+Two tables:
+
+* ``CHIPS``: one row per GPU generation (M1 ... M5): the Metal GPU family and the limits codegen
+  relies on. Apple documents the same limits for every family in the Metal Feature Set Tables:
+  1024 threads per threadgroup, 32 KiB threadgroup memory, SIMD width 32.
+* ``CHIP_CONFIGS``: one row per shipped configuration (variant x GPU core count): peak DRAM
+  bandwidth and FP32 peak, each with its public source. ``None`` means Apple has not published
+  the figure (we never fill a gap with an estimate): the benchmarks then report no peak fraction.
+
+The Metal runtime identifies the chip (``metal_runtime.detect_chip``: Metal device name, else
+``sysctl machdep.cpu.brand_string``; IORegistry ``gpu-core-count``). ``ChipIdentity`` turns that into
+the benchmark baseline folder id: binned parts of one variant differ in cores and sometimes in
+bandwidth, so the id carries the core count (``apple-m2-pro-19c``). Off Apple GPUs the benchmarks
+run on the simulator and the baseline id is ``<system>-<arch>-sim`` (``linux-x86_64-sim``).
 """
 from __future__ import annotations
 
+import platform
+import re
 from dataclasses import dataclass
 
 
@@ -17,24 +31,138 @@ class Chip:
     simd_width: int = 32
     buffer_argument_slots: int = 31
     supports_bfloat: bool = False  # native `bfloat` needs Metal 3.1 (Apple7+ with macOS 14)
+    # simdgroup_matrix (8x8 multiply-accumulate): Apple7 and later (Metal Feature Set Tables, MSL 2.3).
+    supports_simdgroup_matrix: bool = True
 
 
-# Apple GPU family per generation (Metal Feature Set Tables).
+# Apple GPU family per generation (Metal Feature Set Tables: M1 = Apple7, M2 = Apple8, M3 and M4 =
+# Apple9, M5 = Apple10). bfloat: MSL 3.1 `bfloat` on Apple7+ (Metal Shading Language spec 3.1, 2.1.1).
 CHIPS = {
     "apple-m1": Chip("apple-m1", "apple7", supports_bfloat=True),
     "apple-m2": Chip("apple-m2", "apple8", supports_bfloat=True),
     "apple-m3": Chip("apple-m3", "apple9", supports_bfloat=True),
     "apple-m4": Chip("apple-m4", "apple9", supports_bfloat=True),
+    "apple-m5": Chip("apple-m5", "apple10", supports_bfloat=True),
 }
 
 DEFAULT_SIMULATED_CHIP = "apple-m1"
+VARIANTS = ("pro", "max", "ultra")
 
 
 def chip(chip_id: str) -> Chip:
-    base = chip_id
-    for suffix in ("-pro", "-max", "-ultra"):
-        base = base.removesuffix(suffix)
+    """The generation row of a chip id (``apple-m2``, ``apple-m2-pro``, ``apple-m2-pro-19c``)."""
+    base = re.sub(r"-\d+c$", "", chip_id)
+    for suffix in VARIANTS:
+        base = base.removesuffix(f"-{suffix}")
     try:
         return CHIPS[base]
     except KeyError:
         raise ValueError(f"unknown Apple chip '{chip_id}'; known: {', '.join(sorted(CHIPS))}") from None
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    variant: str                        # apple-m2-pro
+    gpu_cores: int | None
+    dram_bandwidth_gbs: float | None    # peak unified-memory bandwidth, GB/s (10^9 bytes/s)
+    fp32_tflops: float | None           # peak FP32 throughput, TFLOP/s
+    source: str
+
+    @property
+    def generation(self) -> Chip:
+        return chip(self.variant)
+
+
+# Sources, cited by key in the table below.
+_SRC = {
+    "m1": "Apple newsroom 2020-11-10 'Apple unleashes M1' (7/8-core GPU, 2.6 TFLOPS); 68.25 GB/s = 128-bit "
+          "LPDDR4X-4266 (AnandTech M1 review; Apple publishes no M1 bandwidth)",
+    "m1-pro-max": "Apple newsroom 2021-10-18 'Introducing M1 Pro and M1 Max' (200/400 GB/s, up to 16/32 GPU "
+                  "cores) and the same day's keynote (5.2 / 10.4 TFLOPS); binned 14/24-core: MacBook Pro tech specs",
+    "m1-ultra": "Apple newsroom 2022-03-08 'Apple unveils M1 Ultra' (800 GB/s, 48/64-core GPU)",
+    "m2": "Apple newsroom 2022-06-06 'Apple unveils M2' (100 GB/s, up to 10-core GPU); 8-core: MacBook Air specs",
+    "m2-pro-max": "Apple newsroom 2023-01-17 'Apple unveils M2 Pro and M2 Max' (200/400 GB/s, up to 19/38 GPU "
+                  "cores); binned 16/30-core: MacBook Pro tech specs",
+    "m2-ultra": "Apple newsroom 2023-06-05 'Apple introduces M2 Ultra' (800 GB/s, 60/76-core GPU)",
+    "m3": "Apple newsroom 2023-10-30 'Apple unveils M3, M3 Pro, and M3 Max' and MacBook Pro tech specs "
+          "(M3 100 GB/s 8/10-core; M3 Pro 150 GB/s 14/18-core; M3 Max 300 GB/s 30-core, 400 GB/s 40-core)",
+    "m3-ultra": "Apple newsroom 2025-03-05 'Apple reveals M3 Ultra' and Mac Studio tech specs (819 GB/s, 60/80-core)",
+    "m4": "Apple newsroom 2024-05-07 'Apple introduces M4 chip' (120 GB/s, 10-core GPU); 8-core: iMac/MacBook "
+          "Air tech specs",
+    "m4-pro-max": "Apple newsroom 2024-10-30 'Apple introduces M4 Pro and M4 Max' and MacBook Pro tech specs "
+                  "(M4 Pro 273 GB/s 16/20-core; M4 Max 410 GB/s 32-core, 546 GB/s 40-core)",
+    "m5": "Apple newsroom 2025-10-15 'Apple unleashes M5' (153 GB/s, 10-core GPU)",
+    "m5-pro-max": "Apple newsroom 2026-03 'M5 Pro and M5 Max' (up to 20-core GPU and 307 GB/s; up to 40-core "
+                  "GPU and 614 GB/s); binned configurations not published there",
+    "no-m4-ultra": "Apple has released no M4 Ultra (Mac Studio 2025 pairs M4 Max with M3 Ultra: newsroom 2025-03-05)",
+    "unpublished": "not announced by Apple at the time of writing",
+}
+
+# variant, GPU cores, DRAM GB/s, FP32 TFLOP/s, source key. FP32 peaks: only where Apple stated one.
+_CONFIG_ROWS = (
+    ("apple-m1", 7, 68.25, None, "m1"),
+    ("apple-m1", 8, 68.25, 2.6, "m1"),
+    ("apple-m1-pro", 14, 200, None, "m1-pro-max"),
+    ("apple-m1-pro", 16, 200, 5.2, "m1-pro-max"),
+    ("apple-m1-max", 24, 400, None, "m1-pro-max"),
+    ("apple-m1-max", 32, 400, 10.4, "m1-pro-max"),
+    ("apple-m1-ultra", 48, 800, None, "m1-ultra"),
+    ("apple-m1-ultra", 64, 800, None, "m1-ultra"),
+    ("apple-m2", 8, 100, None, "m2"),
+    ("apple-m2", 10, 100, None, "m2"),
+    ("apple-m2-pro", 16, 200, None, "m2-pro-max"),
+    ("apple-m2-pro", 19, 200, None, "m2-pro-max"),
+    ("apple-m2-max", 30, 400, None, "m2-pro-max"),
+    ("apple-m2-max", 38, 400, None, "m2-pro-max"),
+    ("apple-m2-ultra", 60, 800, None, "m2-ultra"),
+    ("apple-m2-ultra", 76, 800, None, "m2-ultra"),
+    ("apple-m3", 8, 100, None, "m3"),
+    ("apple-m3", 10, 100, None, "m3"),
+    ("apple-m3-pro", 14, 150, None, "m3"),
+    ("apple-m3-pro", 18, 150, None, "m3"),
+    ("apple-m3-max", 30, 300, None, "m3"),
+    ("apple-m3-max", 40, 400, None, "m3"),
+    ("apple-m3-ultra", 60, 819, None, "m3-ultra"),
+    ("apple-m3-ultra", 80, 819, None, "m3-ultra"),
+    ("apple-m4", 8, 120, None, "m4"),
+    ("apple-m4", 10, 120, None, "m4"),
+    ("apple-m4-pro", 16, 273, None, "m4-pro-max"),
+    ("apple-m4-pro", 20, 273, None, "m4-pro-max"),
+    ("apple-m4-max", 32, 410, None, "m4-pro-max"),
+    ("apple-m4-max", 40, 546, None, "m4-pro-max"),
+    ("apple-m4-ultra", None, None, None, "no-m4-ultra"),
+    ("apple-m5", 10, 153, None, "m5"),
+    ("apple-m5-pro", 20, 307, None, "m5-pro-max"),
+    ("apple-m5-max", 40, 614, None, "m5-pro-max"),
+    ("apple-m5-ultra", None, None, None, "unpublished"),
+)
+
+CHIP_CONFIGS = tuple(ChipConfig(v, cores, bw, fp32, _SRC[src]) for v, cores, bw, fp32, src in _CONFIG_ROWS)
+
+
+def chip_config(variant: str, gpu_cores: int | None) -> ChipConfig | None:
+    """The published configuration of a variant with that many GPU cores (None when not in the table)."""
+    for config in CHIP_CONFIGS:
+        if config.variant == variant and config.gpu_cores == gpu_cores:
+            return config
+    return None
+
+
+@dataclass(frozen=True)
+class ChipIdentity:
+    variant: str            # apple-m2-pro
+    gpu_cores: int | None
+
+    @property
+    def baseline_id(self) -> str:
+        """The folder under baselines/ (binned parts differ in speed, so the core count is part of it)."""
+        return f"{self.variant}-{self.gpu_cores}c" if self.gpu_cores else self.variant
+
+    @property
+    def config(self) -> ChipConfig | None:
+        return chip_config(self.variant, self.gpu_cores)
+
+
+def simulator_baseline_id(system: str | None = None, machine: str | None = None) -> str:
+    """Baseline folder id of simulator runs: the host they ran on, e.g. ``linux-x86_64-sim``."""
+    return f"{(system or platform.system()).lower()}-{(machine or platform.machine()).lower()}-sim"
