@@ -6,3 +6,17 @@ Language; they run on the GPU through Metal, or on the CPU through the Metal sim
 """
 
 __version__ = "0.1.0"
+
+# Import Triton first, whichever of our modules is imported first: Triton's backend discovery
+# imports our compiler and driver, and they must not meet a half-initialised module of ours.
+import triton  # noqa: F401
+
+
+def __getattr__(name):
+    # Lazy: Triton imports this package while it is itself being imported (backend discovery).
+    if name in ("jit", "Config"):
+        import importlib
+        module = importlib.import_module("triton_metal.jit")
+        globals()["jit"], globals()["Config"] = module.jit, module.Config
+        return globals()[name]
+    raise AttributeError(f"module 'triton_metal' has no attribute {name!r}")

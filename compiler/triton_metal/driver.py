@@ -19,10 +19,15 @@ class MetalUtils:
         runtime = get_runtime()
         msl = kernel_bytes.decode() if isinstance(kernel_bytes, bytes) else kernel_bytes
         log(3, "MSL of %s:\n%s", name, msl)
+        from triton_metal.backends.metal.shaders import on_kernel_loaded  # dumps before building: failures too
+        on_kernel_loaded(name, msl, runtime)
         start = time.perf_counter()
         pipeline = runtime.compile(msl, name)
         log(1, "built %s for the %s runtime in %.1f ms", name, runtime.name, (time.perf_counter() - start) * 1e3)
-        return None, pipeline, 0, 0, runtime.chip.max_threads_per_threadgroup
+        # Metal reports no per-thread register count. Triton code (e.g. the upstream fused-softmax tutorial)
+        # divides by it, so registers are counted in units of one per thread: max_num_regs below is then the
+        # threads a threadgroup may hold, and NUM_REGS // (n_regs * 32 * num_warps) its occupancy bound.
+        return None, pipeline, 1, 0, runtime.chip.max_threads_per_threadgroup
 
     def unload_module(self, module):
         pass
@@ -31,7 +36,7 @@ class MetalUtils:
         chip = get_runtime().chip
         return {
             "max_shared_mem": chip.max_threadgroup_memory,
-            "max_num_regs": 0,
+            "max_num_regs": chip.max_threads_per_threadgroup,  # one register unit per thread (load_binary)
             "multiprocessor_count": os.cpu_count() if get_runtime().simulated else 1,
             "warpSize": chip.simd_width,
         }
