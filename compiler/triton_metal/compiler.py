@@ -15,7 +15,7 @@ from typing import Any
 from triton._C.libtriton import ir, passes
 from triton.backends.compiler import BaseBackend, GPUTarget, Language
 
-from triton_metal import __version__
+from triton_metal import __version__, cache
 from triton_metal.codegen import generate_msl
 from triton_metal.debug import log
 from triton_metal.errors import check_threads_per_threadgroup
@@ -43,10 +43,16 @@ class MetalOptions:
     fpsan_homomorphic_casts: bool = False
     # Metal's fast math reorders and flushes denormals; precise functions are the default.
     fast_math: bool = False
+    # AMD tuning knobs that portable kernels pass in their non-CUDA autotune configs (upstream
+    # tutorial 03): accepted so those configs run, and ignored.
+    matrix_instr_nonkdim: int = 0
+    waves_per_eu: int = 0
+    kpack: int = 1
 
     def __post_init__(self):
         if self.num_warps <= 0 or self.num_warps & (self.num_warps - 1):
-            raise ValueError(f"num_warps must be a power of 2, got {self.num_warps}")
+            # AssertionError, as Triton's other backends raise (upstream tests expect it).
+            raise AssertionError(f"num_warps must be a power of 2, got {self.num_warps}")
         check_threads_per_threadgroup(self.num_warps * self.warp_size)
 
     def hash(self) -> str:
@@ -73,6 +79,7 @@ class MetalBackend(BaseBackend):
 
     def __init__(self, target: GPUTarget) -> None:
         super().__init__(target)
+        cache.install()  # checksummed compile-cache entries (triton_metal.cache)
 
     def hash(self) -> str:
         return f"metal-{__version__}-{self.target.arch}-{_source_hash()}"
