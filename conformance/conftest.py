@@ -25,3 +25,11 @@ def device():
 @pytest.fixture
 def rng():
     return torch.Generator().manual_seed(0)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-cases", type=int, default=None,
+                     help="expression trees for ops/test_fuzz.py (default 1000, or TRITON_METAL_FUZZ_CASES)")
+    # Options of the upstream-tutorial runner (conformance/tutorials/upstream_runner.py).
+    from tutorials.upstream_runner import add_pytest_options
+    add_pytest_options(parser)
