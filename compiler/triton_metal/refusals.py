@@ -25,6 +25,9 @@ CATALOG: dict[str, Refusal] = {
     "fp64": Refusal(
         "fp64 arithmetic", "Apple GPUs have no 64-bit floating point",
         "use float32 tensors (x.to(torch.float32))"),
+    "fp64_argument": Refusal(
+        "fp64 argument '{name}'", "Apple GPUs have no 64-bit floating point",
+        "pass it as float32: {name}.to(torch.float32)"),
     "fp8": Refusal(
         "{dtype} tensors", "Apple GPUs have no 8-bit floating point types and the Metal backend does not emulate them",
         "store fp8 data as uint8 and convert in float16/float32"),

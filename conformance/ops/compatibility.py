@@ -128,7 +128,7 @@ def render() -> str:
             "Each refusal is one entry of `compiler/triton_metal/refusals.py`; the compiler raises it as",
             "`UnsupportedOperationError` with the kernel source line.", ""]
     for key, entry in CATALOG.items():
-        fields = {name: f"<{name}>" for name in ("dtype", "kind", "symbol")}
+        fields = {name: f"<{name}>" for name in ("dtype", "kind", "symbol", "name")}
         out += [f"### refused: {key}", "", f"`{entry.message(**fields)}`", ""]
     return "\n".join(out).rstrip() + "\n"
 

@@ -78,7 +78,7 @@ def test_operation_not_supported(device):
     with pytest.raises(UnsupportedOperationError) as info:
         _fp64_kernel[(1,)](torch.zeros(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64))
     assert "is not supported by the Metal backend" in str(info.value)
-    assert str(info.value).startswith("Operation fp64 arithmetic is not supported by the Metal backend")
+    assert str(info.value).startswith("Operation fp64 argument 'x' is not supported by the Metal backend")
     _in_guide("Operation <op> is not supported by the Metal backend")
 
 

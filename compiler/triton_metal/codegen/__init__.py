@@ -18,9 +18,10 @@ from triton_metal.codegen import (  # noqa: F401  (importing registers the lower
     lower_shape,
     lower_shared,
 )
-from triton_metal.codegen.emitter import MSL_RESERVED, KernelEmitter, Var
+from triton_metal.codegen.emitter import MSL_RESERVED, KernelEmitter, Var, source_line
 from triton_metal.codegen.ir_reader import ModuleReader
 from triton_metal.errors import UnsupportedOperationError
+from triton_metal.refusals import refuse
 
 MAX_BUFFER_ARGUMENTS = 31  # Metal's buffer argument table
 
@@ -60,6 +61,8 @@ def generate_msl(mod, options) -> MslKernel:
     for idx, arg in enumerate(args):
         em.last_location = arg.location
         pname = em.fresh(arg.name_hint or f"arg{idx}")
+        if arg.type.element in ("f64", "!tt.ptr<f64>"):
+            raise refuse("fp64_argument", source_line(arg.location), name=arg.name_hint or f"arg{idx}")
         ctype = em.ctype(arg)
         if arg.type.is_pointer:
             params.append(f"{ctype} {pname} [[buffer({idx})]]")
