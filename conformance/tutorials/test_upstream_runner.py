@@ -128,7 +128,7 @@ def test_refused_op_is_unsupported_with_our_message(tmp_path):
     check = "add(x.double(), y.double())"
     result = upstream_runner.run_tutorial(write(tmp_path, "08-fp64.py", VECTOR_ADD.format(check=check)))
     assert result.verdict == UNSUPPORTED
-    assert result.detail.startswith("[script] Operation fp64 arithmetic is not supported by the Metal backend")
+    assert result.detail.startswith("[script] Operation fp64 argument 'x_ptr' is not supported by the Metal backend")
 
 
 def test_timeout_is_a_failure(tmp_path):

@@ -163,3 +163,9 @@ def refuse_inline_asm(em, op):
 @lowers("tt.extern_elementwise")
 def refuse_extern_elementwise(em, op):
     raise em.refuse("extern_elementwise", op, symbol=op.str_attr("symbol"))
+
+
+@lowers("llvm.intr.assume")
+def lower_assume(em, op):
+    # `tl.assume` only informs the optimiser; dropping it never changes a result.
+    em.emit(f"// tl.assume({em.var(op.operands[0]).at(0)})")
