@@ -63,8 +63,8 @@ class Row:
         return self.family if self.family in ("reduce", "scan", "shape") else "elementwise"
 
     def refusal(self, dtype):
-        if dtype == "f64":
-            return ("fp64", {})
+        if dtype == "f64":  # refused at the first fp64 argument, before any op is lowered
+            return ("fp64_argument", {"name": "x_ptr"})
         return self.refused.get(dtype)
 
     def out_dtypes(self, dtype) -> tuple:
