@@ -1,8 +1,8 @@
 """The Metal simulator against TRITON_INTERPRET=1 on the same kernels, in one run.
 
-Both run the same @triton.jit functions defined below on the same inputs. The interpreter side
-runs in a subprocess (``python this_file.py <case>`` with TRITON_INTERPRET=1 set before the
-kernels are defined) and reports its best wall time; the simulator side is timed by
+Both run the same @triton.jit functions (the harness's `kernels.py`, plus an FMA matmul below) on the
+same inputs. The interpreter side runs in a subprocess (``python -m perf.test_sim_vs_interpreter <case>``
+with TRITON_INTERPRET=1 set before the kernels are defined) and reports its best wall time; the simulator side is timed by
 pytest-benchmark after one warm-up launch (so the first compile is excluded). ``extra_info``
 records both times and the ratio. Results are checked against torch on the CPU on both sides.
 
@@ -17,62 +17,16 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 import triton
 import triton.language as tl
 
+from .kernels import layer_norm_fwd_kernel, softmax_kernel, vector_add_kernel
+
 MIN_RATIO = 100
-
-
-@triton.jit
-def vector_add(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    tl.store(out_ptr + offs, tl.load(x_ptr + offs, mask=mask) + tl.load(y_ptr + offs, mask=mask), mask=mask)
-
-
-@triton.jit
-def row_softmax(out_ptr, in_ptr, in_stride, out_stride, n_cols, BLOCK: tl.constexpr):
-    row = tl.program_id(0)
-    cols = tl.arange(0, BLOCK)
-    mask = cols < n_cols
-    x = tl.load(in_ptr + row * in_stride + cols, mask=mask, other=-float("inf"))
-    x = x - tl.max(x, axis=0)
-    num = tl.exp(x)
-    tl.store(out_ptr + row * out_stride + cols, num / tl.sum(num, axis=0), mask=mask)
-
-
-@triton.jit
-def layer_norm_forward(x_ptr, y_ptr, w_ptr, b_ptr, mean_ptr, rstd_ptr, stride, n_cols, eps,
-                       BLOCK: tl.constexpr):
-    # One program per row, as in tutorial 05: mean, variance, then normalise, scale and shift.
-    row = tl.program_id(0)
-    x_ptr += row * stride
-    y_ptr += row * stride
-    acc = tl.zeros([BLOCK], dtype=tl.float32)
-    for off in range(0, n_cols, BLOCK):
-        cols = off + tl.arange(0, BLOCK)
-        acc += tl.load(x_ptr + cols, mask=cols < n_cols, other=0.0)
-    mean = tl.sum(acc, axis=0) / n_cols
-    acc = tl.zeros([BLOCK], dtype=tl.float32)
-    for off in range(0, n_cols, BLOCK):
-        cols = off + tl.arange(0, BLOCK)
-        x = tl.load(x_ptr + cols, mask=cols < n_cols, other=0.0)
-        x = tl.where(cols < n_cols, x - mean, 0.0)
-        acc += x * x
-    rstd = 1 / tl.sqrt(tl.sum(acc, axis=0) / n_cols + eps)
-    offs1 = tl.arange(0, 1)
-    tl.store(mean_ptr + row + offs1, tl.zeros([1], dtype=tl.float32) + mean)
-    tl.store(rstd_ptr + row + offs1, tl.zeros([1], dtype=tl.float32) + rstd)
-    for off in range(0, n_cols, BLOCK):
-        cols = off + tl.arange(0, BLOCK)
-        mask = cols < n_cols
-        w = tl.load(w_ptr + cols, mask=mask)
-        b = tl.load(b_ptr + cols, mask=mask)
-        x = tl.load(x_ptr + cols, mask=mask, other=0.0)
-        tl.store(y_ptr + cols, (x - mean) * rstd * w + b, mask=mask)
 
 
 @triton.jit
@@ -100,7 +54,7 @@ def _vector_add(device):
     xd, yd = x.to(device), y.to(device)
 
     def launch():
-        vector_add[(triton.cdiv(n, 1024),)](xd, yd, out, n, BLOCK=1024)
+        vector_add_kernel[(triton.cdiv(n, 1024),)](xd, yd, out, n, BLOCK=1024)
         return out
     return launch, x + y, 0.0
 
@@ -111,7 +65,7 @@ def _row_softmax(device):
     xd, out = x.to(device), torch.empty(rows, cols, device=device)
 
     def launch():
-        row_softmax[(rows,)](out, xd, xd.stride(0), out.stride(0), cols, BLOCK=1024, num_warps=4)
+        softmax_kernel[(rows,)](out, xd, xd.stride(0), out.stride(0), cols, BLOCK=1024, num_warps=4)
         return out
     return launch, torch.softmax(x, dim=1), 1e-6
 
@@ -126,7 +80,7 @@ def _layer_norm_forward(device):
     mean, rstd = torch.empty(rows, device=device), torch.empty(rows, device=device)
 
     def launch():
-        layer_norm_forward[(rows,)](xd, y, wd, bd, mean, rstd, xd.stride(0), cols, eps, BLOCK=1024, num_warps=4)
+        layer_norm_fwd_kernel[(rows,)](xd, y, wd, bd, mean, rstd, xd.stride(0), cols, eps, BLOCK=1024, num_warps=4)
         return y
     return launch, torch.nn.functional.layer_norm(x, (cols,), w, b, eps), 1e-5
 
@@ -159,8 +113,9 @@ def _check(out, ref, tol):
 def _interpreter_seconds(case: str) -> float:
     """Best wall time of the case under TRITON_INTERPRET=1, measured in a fresh interpreter."""
     env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, __file__, case], env=env, capture_output=True, text=True, check=False,
-                          timeout=900)
+    # Run as a module of the `perf` package, so that it imports the same kernels as this test.
+    proc = subprocess.run([sys.executable, "-m", f"perf.{Path(__file__).stem}", case], env=env,
+                          cwd=Path(__file__).parents[1], capture_output=True, text=True, check=False, timeout=900)
     if proc.returncode != 0:
         raise AssertionError(f"interpreter run of {case} failed:\n{proc.stdout}\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
