@@ -95,6 +95,15 @@ def _atomic_pointer(em, op, element: str, kind: str, unsigned: bool) -> str:
     return ATOMIC_TYPES[ctype]
 
 
+def _declare_old_values(em, op, ctype):
+    """The variable receiving the values an atomic returns, and its element for register `i`."""
+    result = op.results[0]
+    old = Var(em.fresh(result.name_hint or "old"), ctype, em.nregs(result))
+    em.source_comment(op)
+    em.emit(f"{ctype} {old.name}[{max(old.nregs, 1)}] = {{}};" if old.nregs else f"{ctype} {old.name} = 0;")
+    return old, ((lambda i: f"{old.name}[{i}]") if old.nregs else (lambda i: old.name))
+
+
 @lowers("tt.atomic_rmw")
 def lower_atomic_rmw(em, op):
     m = _RMW_TEXT.search(op.text)
@@ -111,10 +120,7 @@ def lower_atomic_rmw(em, op):
     atomic = _atomic_pointer(em, op, element, kind, unsigned)
     ctype = em.ctype(result)
     utype = msl_scalar(element, unsigned)
-    old = Var(em.fresh(result.name_hint or "old"), ctype, em.nregs(result))
-    em.source_comment(op)
-    em.emit(f"{ctype} {old.name}[{max(old.nregs, 1)}] = {{}};" if old.nregs else f"{ctype} {old.name} = 0;")
-    target = (lambda i: f"{old.name}[{i}]") if old.nregs else (lambda i: old.name)
+    old, target = _declare_old_values(em, op, ctype)
     _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: (
         f"{target(i)} = {ctype}({fn}((device {atomic}*)({ptr.at(i)}), {utype}({val.at(i)}), memory_order_relaxed));"))
     _share_old_values(em, result, old)
@@ -143,10 +149,7 @@ def lower_atomic_cas(em, op):
     add_helper(em, _CAS.format(T=bits_type, A=atomic))
     conv = (lambda e: f"as_type<uint>({e})") if ctype == "float" else (lambda e: e)
     back = (lambda e: f"as_type<float>({e})") if ctype == "float" else (lambda e: e)
-    old = Var(em.fresh(result.name_hint or "old"), ctype, em.nregs(result))
-    em.source_comment(op)
-    em.emit(f"{ctype} {old.name}[{max(old.nregs, 1)}] = {{}};" if old.nregs else f"{ctype} {old.name} = 0;")
-    target = (lambda i: f"{old.name}[{i}]") if old.nregs else (lambda i: old.name)
+    old, target = _declare_old_values(em, op, ctype)
     _owned_registers(em, op, ptr, None, op.operands[0].layout, lambda i: (
         f"{target(i)} = {back(f'tm_atomic_cas((device {atomic}*)({ptr.at(i)}), {conv(cmp.at(i))}, {conv(val.at(i))})')};"))
     _share_old_values(em, result, old)
