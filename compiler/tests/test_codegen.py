@@ -40,9 +40,9 @@ def test_num_warps_sets_the_threadgroup_size(compile_msl):
     assert meta.threadgroup_size == 256
 
 
-def test_reduction_uses_simd_shuffles_and_threadgroup_memory(compile_msl):
+def test_reduction_uses_simd_collectives_and_threadgroup_memory(compile_msl):
     msl, meta = compile_msl(row_sum_kernel, {"x": "*fp32", "out": "*fp32", "BLOCK": "constexpr"}, {"BLOCK": 1024})
-    assert "simd_shuffle_xor" in msl
+    assert "simd_sum(" in msl
     assert "threadgroup_barrier(mem_flags::mem_threadgroup)" in msl
     assert meta.shared > 0
 

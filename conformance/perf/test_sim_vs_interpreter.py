@@ -121,12 +121,15 @@ def _interpreter_seconds(case: str) -> float:
     return json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
 
 
-# Row softmax misses the 100x target: the generated reduction is a 5-step simd_shuffle_xor butterfly
-# per reduction (each step a rendezvous of the 32 lanes, i.e. a fiber switch per thread) plus 4
-# barriers, 14 switches per thread; measured on 2 cores about 60x. Emitting simd_max / simd_sum
-# for add/max/min combines (1 rendezvous each) would cut that to 6 (see the simulator note).
+# Row softmax is the one kernel below the target: 128 threads per row meet 4 times (simd_max,
+# barrier, simd_sum, barrier), each meeting a fiber switch per thread, far more switches per element
+# than the other kernels. Its reductions now take one simd collective and one barrier each instead of
+# a 5-shuffle butterfly and two barriers (lower_reduce.py): one simulator thread went from 195 ms to
+# 120 ms per launch; the ratio was 45x at load average 1-3 before, 66x at load average 7 after (293 ms against
+# 19.4 s). Not reliably 100x on this machine: strict=False, so a run that reaches it shows as XPASS.
 SOFTMAX_BELOW_TARGET = pytest.mark.xfail(
-    reason="about 60x: 14 fiber switches per thread from the shuffle-butterfly reductions", strict=False)
+    reason="about 65x on 2 busy cores: 4 fiber switches per thread (a simd collective and a barrier per "
+           "reduction)", strict=False)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=SOFTMAX_BELOW_TARGET) if c.startswith("row_softmax") else c
@@ -135,6 +138,8 @@ def test_sim_vs_interpreter(case, benchmark, device):
     from triton_metal.runtime import get_runtime
     if not get_runtime().simulated:
         pytest.skip("compares the Metal simulator with the interpreter; this run uses an Apple GPU")
+    if benchmark.disabled:  # pytest-benchmark turns itself off under xdist and with --benchmark-disable
+        pytest.skip("needs pytest-benchmark's timings: run without -n and with --benchmark-only")
     launch, ref, tol = CASES[case](device)
     start = time.perf_counter()
     _check(launch(), ref, tol)  # the first launch compiles (or loads from the caches)

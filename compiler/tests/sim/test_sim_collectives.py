@@ -123,6 +123,49 @@ kernel void ints(device const int* in [[buffer(0)]], device int* out [[buffer(1)
         np.testing.assert_array_equal(rows, np.tile(expected, (32, 1)))
 
 
+# The element types the code generator hands to simd_sum/simd_max/simd_min (lower_reduce.py).
+SIMD_REDUCTION_TYPES = {"half": np.float16, "int": np.int32, "uint": np.uint32}
+
+
+@pytest.mark.parametrize("msl_type", sorted(SIMD_REDUCTION_TYPES))
+def test_simd_sum_max_min_of_each_type(run_msl, msl_type):
+    np_type = SIMD_REDUCTION_TYPES[msl_type]
+    rng = np.random.default_rng(5)
+    # uint: values above 2**31 (max/min must compare unsigned, sums wrap modulo 2**32);
+    # half and int: small integers, so that every partial sum is exact.
+    x = (rng.integers(0, 2**32, 64, dtype=np.uint64).astype(np.uint32) if msl_type == "uint"
+         else rng.integers(-60, 60, 64).astype(np_type))
+    out = np.zeros((64, 3), np_type)
+    run_msl(f"""
+kernel void reductions(device const {msl_type}* in [[buffer(0)]], device {msl_type}* out [[buffer(1)]],
+                       uint i [[thread_position_in_grid]]) {{
+    {msl_type} x = in[i];
+    out[i * 3 + 0] = simd_sum(x);
+    out[i * 3 + 1] = simd_max(x);
+    out[i * 3 + 2] = simd_min(x);
+}}
+""", "reductions", (1, 1, 1), (64, 1, 1), {0: x, 1: out})
+    for g, rows in zip(x.reshape(2, 32), out.reshape(2, 32, 3)):
+        total = g.astype(np.int64).sum()
+        total = np.uint32(total % 2**32) if msl_type == "uint" else np_type(total)
+        np.testing.assert_array_equal(rows, np.tile(np.array([total, g.max(), g.min()], np_type), (32, 1)))
+
+
+def test_simd_max_and_min_ignore_nan_lanes_like_fmax(run_msl):
+    """tl.max/tl.min (maxnumf/minnumf) become simd_max/simd_min: NaN operands are skipped."""
+    x = np.arange(32, dtype=np.float32) - 10
+    x[[0, 7, 31]] = np.nan
+    out = np.zeros((32, 2), np.float32)
+    run_msl("""
+kernel void nan_minmax(device const float* in [[buffer(0)]], device float* out [[buffer(1)]],
+                       uint i [[thread_position_in_grid]]) {
+    out[i * 2 + 0] = simd_max(in[i]);
+    out[i * 2 + 1] = simd_min(in[i]);
+}
+""", "nan_minmax", (1, 1, 1), (32, 1, 1), {0: x, 1: out})
+    np.testing.assert_array_equal(out, np.tile([np.nanmax(x), np.nanmin(x)], (32, 1)).astype(np.float32))
+
+
 def test_simd_sum_over_active_lanes_only(run_msl):
     """Lanes that returned or took the other branch do not take part (Metal's active lanes)."""
     out = np.zeros(48, np.float32)  # 48 threads: the second simdgroup has 16 lanes

@@ -1,8 +1,11 @@
 """tt.reduce along any axis, with the user's combine function, in three steps:
 
 1. within a thread: fold the registers that share all coordinates but the axis;
-2. across lanes: a butterfly of ``simd_shuffle_xor`` over the lane bits that move along the axis;
-3. across simdgroups: partials through threadgroup memory, folded in simdgroup order.
+2. across lanes: one ``simd_sum``/``simd_max``/``simd_min`` when all 32 lanes move along the axis and
+   the combine function is a single add/max/min (``SIMD_REDUCTIONS``), else a butterfly of
+   ``simd_shuffle_xor`` over the lane bits that move along the axis;
+3. across simdgroups: partials through threadgroup memory, folded in simdgroup order (small
+   partials of a reduction that runs once per thread get their own arrays: one barrier, not two).
 
 The combine region becomes an inline MSL function ``combine(acc..., x...)`` that folds ``x`` into
 ``acc``; ``acc`` always holds the elements with the lower axis coordinates, so combine functions
@@ -15,6 +18,44 @@ from itertools import pairwise
 from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.layout import bits_expr
 from triton_metal.codegen.lower_layout import _sizeof
+from triton_metal.codegen.lower_shared import allocate
+
+LANE_BITS = 5  # 32 lanes per simdgroup
+
+# Combine op -> the simdgroup reduction that computes the same fold across all lanes (one
+# collective instead of five shuffles; on the simulator each collective is a fiber switch per
+# lane). Only ops whose Metal counterpart has the same semantics: maxnumf/minnumf ignore a NaN
+# operand like simd_max/simd_min (fmax rules); maximumf/minimumf propagate NaN and keep the butterfly.
+SIMD_REDUCTIONS = {
+    "arith.addf": "simd_sum", "arith.addi": "simd_sum",
+    "arith.maxnumf": "simd_max", "arith.minnumf": "simd_min",
+    "arith.maxsi": "simd_max", "arith.minsi": "simd_min",
+    "arith.maxui": "simd_max", "arith.minui": "simd_min",
+}
+# Element types Metal's simd_sum/max/min take.
+SIMD_REDUCTION_TYPES = {"float", "half", "int", "uint"}
+UNSIGNED_OPS = {"arith.maxui", "arith.minui"}  # i32 is `int` in MSL: compare as uint
+
+
+def simd_reduction(em, op):
+    """MSL template (``{x}`` = the value) of the simd_* reduction equivalent to `op`'s combine
+    region, or None when there is none."""
+    if len(op.operands) != 1:
+        return None
+    block = op.regions[0]
+    if len(block.ops) != 2:
+        return None
+    inner, terminator = block.ops
+    fn = SIMD_REDUCTIONS.get(inner.name)
+    if fn is None or em.ctype(op.operands[0]) not in SIMD_REDUCTION_TYPES:
+        return None
+    if sorted(v.id for v in inner.operands) != sorted(a.id for a in block.args):
+        return None
+    if [v.id for v in terminator.operands] != [inner.results[0].id]:
+        return None
+    if inner.name in UNSIGNED_OPS and em.ctype(op.operands[0]) == "int":
+        return f"int({fn}(uint({{x}})))"
+    return f"{fn}({{x}})"
 
 
 def emit_combine_function(em, op, hint: str) -> str:
@@ -143,7 +184,12 @@ def lower_reduce(em, op):
     _fold_registers(em, combine, accs, srcs, groups)
 
     lane_bits = _axis_bits(em, op, layout.lane_bases, axis)
-    if lane_bits:
+    simd_template = simd_reduction(em, op) if lane_bits == list(range(LANE_BITS)) else None
+    if simd_template:
+        lane_mask = (1 << LANE_BITS) - 1
+        acc = accs[0].name
+        _each_group(em, n, lambda g: em.emit(f"{acc}[{g}] = {simd_template.format(x=f'{acc}[{g}]')};"))
+    elif lane_bits:
         lane_mask = sum(1 << b for b in lane_bits)
 
         def butterfly(g):
@@ -175,6 +221,19 @@ def lower_reduce(em, op):
     _define_results(em, op, layout, axis, accs, list(groups))
 
 
+# Partials of a reduction that runs once per thread (kernel scope, outside loops and functions)
+# get their own threadgroup arrays when they are this small: nothing writes them again, so the
+# barrier that protects the shared scratch from the next op's writes is not needed (on the
+# simulator each barrier costs a fiber switch per thread).
+OWN_PARTIALS_MAX_BYTES = 256
+
+
+def _runs_once(em) -> bool:
+    """Whether the code being emitted runs at most once per thread: the kernel's top-level block
+    (nested regions are emitted one level deeper; noinline functions set `return_slots`)."""
+    return em.depth == 1 and getattr(em, "return_slots", None) is None
+
+
 def _across_simdgroups(em, op, layout, axis, accs, combine, keys, lane_mask, warp_bits):
     parts = 1 << len(warp_bits)
     out_shape = [s for d, s in enumerate(layout.shape) if d != axis]
@@ -189,11 +248,14 @@ def _across_simdgroups(em, op, layout, axis, accs, combine, keys, lane_mask, war
         offsets.append(total)
         total += numel * parts * _sizeof(a.ctype)
         total = (total + 15) // 16 * 16
+    own_arrays = _runs_once(em) and total <= OWN_PARTIALS_MAX_BYTES
     ptrs = []
-    for a, off in zip(accs, offsets):
-        p = em.fresh(f"{a.name}_partials")
-        em.emit(f"threadgroup {a.ctype}* {p} = {em.scratch(a.ctype, total, off)};")
-        ptrs.append(p)
+    for a, v, off in zip(accs, op.operands, offsets):
+        if own_arrays:
+            ptrs.append(allocate(em, v.type.element, (numel * parts,), f"{a.name}_partials").name)
+        else:
+            ptrs.append(em.fresh(f"{a.name}_partials"))
+            em.emit(f"threadgroup {a.ctype}* {ptrs[-1]} = {em.scratch(a.ctype, total, off)};")
     off_dims = [d for d in range(layout.rank) if d != axis]
 
     def element_index(key):
@@ -226,7 +288,8 @@ def _across_simdgroups(em, op, layout, axis, accs, combine, keys, lane_mask, war
             em.emit(f"{a.name}[{g}] = {p}[{slot(e)}];")
         args = ", ".join([f"{a.name}[{g}]" for a in accs] + [f"{p}[{slot(e, 'k')}]" for p in ptrs])
         em.emit(f"for (uint k = 1; k < {parts}; ++k) {combine}({args});")
-    em.barrier()
+    if not own_arrays:
+        em.barrier()  # before the next op that needs threadgroup memory overwrites the scratch
 
 
 def _define_results(em, op, layout, axis, accs, keys):
