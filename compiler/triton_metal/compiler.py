@@ -101,7 +101,9 @@ class MetalBackend(BaseBackend):
         return {"min_dot_size": lambda lhs_type, rhs_type: (1, 1, 1)}
 
     def get_module_map(self) -> dict[str, Any]:
-        return {}
+        # `from triton.language.extra import libdevice` resolves to our module (see triton_metal/libdevice.py).
+        from triton_metal import libdevice
+        return {"triton.language.extra.libdevice": libdevice}
 
     def load_dialects(self, context) -> None:
         pass  # Triton's core dialects are all we use.

@@ -35,8 +35,15 @@ CATALOG: dict[str, Refusal] = {
         "tt.elementwise_inline_asm", "inline assembly is target-specific (PTX/AMDGPU) and cannot run on Apple GPUs",
         "write the computation with triton.language operations"),
     "extern_elementwise": Refusal(
-        "extern function {symbol}", "calls into CUDA/HIP device libraries (libdevice) have no Metal equivalent",
-        "use the triton.language / tl.math function of the same name"),
+        "extern function {symbol}", "it is not a function of the Metal backend's libdevice (calls into CUDA/HIP "
+        "device libraries cannot run on Apple GPUs)",
+        "call it as libdevice.<name> after `from triton.language.extra import libdevice`, or use tl.math"),
+    "libdevice_rounding_mode": Refusal(
+        "libdevice.{name}", "Apple GPUs round float arithmetic and conversions to nearest even only: the "
+        "directed rounding modes (_rz, _rd, _ru) have no Metal equivalent", "use the _rn variant"),
+    "libdevice_missing": Refusal(
+        "libdevice.{name}", "the Metal backend's libdevice does not implement the Bessel functions, lgamma "
+        "and tgamma", "compute it with triton.language operations (a series or rational approximation)"),
     "dense_constant": Refusal(
         "non-splat tensor constant", "constant tensors whose elements differ are not lowered yet",
         "build the values with tl.arange and arithmetic"),

@@ -8,6 +8,7 @@ with the exact message of the refusal catalog (``triton_metal.refusals``) named 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -315,6 +316,246 @@ add(
 SUM_TOL = Tol(eps_scale=64)
 add(
     Row("tl.sum", "tl.sum(x, axis={axis})", None, ("i1", *INTS, *FLOATS64), "reduce", REDUCE_VARIANTS,
+# ---- libdevice (triton.language.extra.libdevice -> triton_metal.libdevice) ---------------------------
+# float32 functions; float16/bfloat16 are computed in float32 and rounded once (fp64: refused).
+# Tolerances: MATH_TOL for Metal's precise:: functions; our own helpers (Metal has no such function)
+# get the bound measured over the table's inputs on the simulator, rounded up (see test_libdevice.py).
+def mp_ref(name):
+    """A float reference from mpmath (arbitrary precision) at the float64 inputs."""
+    import mpmath
+
+    def fn(a):
+        f = getattr(mpmath, name)
+
+        def one(v):
+            if np.isnan(v):
+                return np.nan
+            try:
+                return float(f(mpmath.mpf(float(v))))
+            except (ValueError, ZeroDivisionError):
+                return np.nan
+        return np.vectorize(one, otypes=[np.float64])(a)
+    return fn
+
+
+def erfcx64(a):
+    import mpmath
+    return np.vectorize(lambda v: float(mpmath.exp(mpmath.mpf(float(v)) ** 2) * mpmath.erfc(float(v))),
+                        otypes=[np.float64])(a)
+
+
+def normcdfinv64(a):
+    import mpmath
+    return np.vectorize(lambda v: float(-mpmath.sqrt(2) * mpmath.erfinv(1 - 2 * mpmath.mpf(float(v))))
+                        if 0 < v < 1 else np.nan, otypes=[np.float64])(a)
+
+
+def float_to_int_ref(rounding, target):
+    """libdevice float2int_*: round as `rounding`, then saturate (NaN -> 0), as CUDA."""
+    def ref(x, y, z, dtype, axis):
+        info = np.iinfo(NUMPY[target])
+        with np.errstate(all="ignore"):
+            r = rounding(x.astype(np.float64))
+        r = np.where(np.isnan(r), 0, np.clip(r, float(info.min), float(info.max)))
+        return np.array([max(min(int(v), info.max), info.min) for v in r.ravel()], dtype=object) \
+            .astype(NUMPY[target]).reshape(x.shape)
+    return ref
+
+
+def ilogb_ref(x, y, z, dtype, axis):
+    def one(v):
+        if np.isnan(v) or v == 0:
+            return -2**31
+        if np.isinf(v):
+            return 2**31 - 1
+        return math.frexp(float(v))[1] - 1
+    return np.vectorize(one, otypes=[np.int32])(x)
+
+
+def nextafter_ref(x, y, z, dtype, axis):
+    """The next value of the argument's own type; bfloat16 (held in float32) steps the top 16 bits."""
+    if dtype != "bf16":
+        return np.nextafter(x, y)
+    step = np.where((y > x) == (x > 0), 1 << 16, -(1 << 16)).astype(np.int64)
+    bits = (x.view(np.uint32).astype(np.int64) + step).astype(np.uint32).view(np.float32)
+    tiny = np.copysign(np.float32(2.0 ** -133), y)  # the smallest bfloat16 subnormal
+    out = np.where(x == 0, tiny, bits)
+    out = np.where(x == y, y, out)
+    return np.where(np.isnan(x) | np.isnan(y), np.nan, out).astype(np.float32)
+
+
+def int_unary(fn, target=None):
+    def ref(x, y, z, dtype, axis):
+        return wrap([fn(int(a), BITS[dtype]) for a in x.ravel()], target or dtype).reshape(x.shape)
+    return ref
+
+
+def int_nary(fn):
+    def ref(x, y, z, dtype, axis):
+        return wrap([fn(int(a), int(b), int(c)) for a, b, c in zip(x.ravel(), y.ravel(), z.ravel())],
+                    dtype).reshape(x.shape)
+    return ref
+
+
+def sext24(v):
+    v &= 0xffffff
+    return v - (1 << 24) if v & 0x800000 else v
+
+
+def byte_perm(x, y, s):
+    v = ((y % 2**32) << 32) | (x % 2**32)
+    return sum(((v >> (8 * ((s >> (4 * n)) & 7))) & 0xff) << (8 * n) for n in range(4))
+
+
+def signed(v, bits):
+    v %= 1 << bits
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+LD_TOL = Tol(ulps=4)  # libdevice functions on Metal's precise:: math (as MATH_TOL)
+for name, fn, domain, tol in (
+    ("exp", np.exp, "exp", LD_TOL), ("exp2", np.exp2, "exp", LD_TOL), ("exp10", lambda a: 10.0 ** a, "exp", LD_TOL),
+    ("expm1", np.expm1, "unit", Tol(ulps=3)), ("log", np.log, "pos", LD_TOL), ("log2", np.log2, "pos", LD_TOL),
+    ("log10", np.log10, "pos", LD_TOL), ("log1p", np.log1p, "unit", Tol(ulps=3)),
+    ("sin", np.sin, "trig", Tol(ulps=4, eps_scale=2)), ("cos", np.cos, "trig", Tol(ulps=4, eps_scale=2)),
+    ("tan", np.tan, "trig", Tol(ulps=6, eps_scale=2)), ("asin", np.arcsin, "unit", LD_TOL),
+    ("acos", np.arccos, "unit", LD_TOL), ("atan", np.arctan, "any", LD_TOL), ("sinh", np.sinh, "exp", LD_TOL),
+    ("cosh", np.cosh, "exp", LD_TOL), ("tanh", np.tanh, "any", LD_TOL), ("asinh", np.arcsinh, "any", LD_TOL),
+    ("acosh", np.arccosh, "pos", LD_TOL), ("atanh", np.arctanh, "unit", LD_TOL),
+    ("sinpi", lambda a: np.sin(np.pi * a), "unit", Tol(ulps=4, eps_scale=2)),
+    ("cospi", lambda a: np.cos(np.pi * a), "unit", Tol(ulps=4, eps_scale=2)),
+    ("erf", erf64, "any", Tol(ulps=2, atol=3e-7)), ("erfc", mp_ref("erfc"), "any", Tol(ulps=8)),
+    ("erfcx", erfcx64, "any", Tol(ulps=6)), ("erfinv", mp_ref("erfinv"), "unit", Tol(ulps=6)),
+    ("normcdf", mp_ref("ncdf"), "any", Tol(ulps=8)),
+    ("sqrt", np.sqrt, "pos", Tol(ulps=0.5)), ("sqrt_rn", np.sqrt, "pos", Tol(ulps=0.5)),
+    ("rsqrt", lambda a: 1 / np.sqrt(a), "pos", Tol(ulps=2)), ("rsqrt_rn", lambda a: 1 / np.sqrt(a), "pos", Tol(ulps=1)),
+    ("rcp_rn", lambda a: 1 / a, "divisor", Tol(ulps=0.5)), ("cbrt", np.cbrt, "any", Tol(ulps=2)),
+    ("rcbrt", lambda a: 1 / np.cbrt(a), "any", Tol(ulps=3)),
+    ("floor", np.floor, "special", EXACT), ("ceil", np.ceil, "special", EXACT), ("trunc", np.trunc, "special", EXACT),
+    ("round", lambda a: np.trunc(a + np.copysign(0.5, a)), "ties", EXACT), ("rint", np.rint, "ties", EXACT),
+    ("nearbyint", np.rint, "ties", EXACT), ("abs", np.abs, "special", EXACT),
+    ("saturatef", lambda a: np.where(np.isnan(a), 0.0, np.clip(a, 0.0, 1.0)), "special", EXACT),
+    ("logb", lambda a: np.where(a == 0, -np.inf, np.floor(np.log2(np.abs(a)))), "special", EXACT),
+):
+    add(Row(f"libdevice.{name}", f"libdevice.{name}(x)", fl(lambda x, y, z, fn=fn: fn(x)), FLOATS64, "math",
+            domain=domain, tol=tol, note=FLOAT_DTYPES_NOTE))
+for name, fn, domain, tol in (
+    ("atan2", np.arctan2, "any", Tol(ulps=6)), ("pow", np.power, "pos", Tol(ulps=16)),
+    ("hypot", np.hypot, "any", Tol(ulps=2)), ("rhypot", lambda a, b: 1 / np.hypot(a, b), "any", Tol(ulps=3)),
+    ("fmod", np.fmod, "divisor", EXACT),
+    ("remainder", np.vectorize(lambda a, b: math.remainder(a, b) if b != 0 and np.isfinite(a) else np.nan,
+                               otypes=[np.float64]), "divisor", EXACT),
+    ("fmin", np.fmin, "special", EXACT), ("fmax", np.fmax, "special", EXACT), ("fdim", lambda a, b: np.where(
+        a > b, a - b, np.where(np.isnan(a) | np.isnan(b), np.nan, 0.0)), "any", Tol(ulps=0.5)),
+    ("copysign", np.copysign, "any", EXACT), ("div_rn", lambda a, b: a / b, "divisor", Tol(ulps=0.5)),
+    ("add_rn", lambda a, b: a + b, "any", Tol(ulps=0.5)), ("sub_rn", lambda a, b: a - b, "any", Tol(ulps=0.5)),
+    ("mul_rn", lambda a, b: a * b, "any", Tol(ulps=0.5)),
+):
+    add(Row(f"libdevice.{name}", f"libdevice.{name}(x, y)", fl(lambda x, y, z, fn=fn: fn(x, y)), FLOATS64, "math",
+            domain=domain, tol=tol, note=FLOAT_DTYPES_NOTE))
+add(
+    Row("libdevice.pow (x, int32)", "libdevice.pow(x, 3)", fl(lambda x, y, z: x ** 3), FLOATS64, "math",
+        tol=Tol(ulps=16), note="powi; " + FLOAT_DTYPES_NOTE),
+    Row("libdevice.fma", "libdevice.fma(x, y, z)", fl(lambda x, y, z: x * y + z), FLOATS64, "math",
+        tol=Tol(ulps=0.5), note="one rounding"),
+    Row("libdevice.norm3d", "libdevice.norm3d(x, y, z)", fl(lambda x, y, z: np.sqrt(x * x + y * y + z * z)),
+        FLOATS64, "math", tol=Tol(ulps=2)),
+    Row("libdevice.rnorm4d", "libdevice.rnorm4d(x, y, z, x)", fl(lambda x, y, z: 1 / np.sqrt(2 * x * x + y * y + z * z)),
+        FLOATS64, "math", tol=Tol(ulps=3)),
+    Row("libdevice.fma_rn", "libdevice.fma_rn(x, y, z)", fl(lambda x, y, z: x * y + z), FLOATS64, "math",
+        tol=Tol(ulps=0.5)),
+    Row("libdevice.norm4d", "libdevice.norm4d(x, y, z, y)", fl(lambda x, y, z: np.sqrt(x * x + 2 * y * y + z * z)),
+        FLOATS64, "math", tol=Tol(ulps=2)),
+    Row("libdevice.rnorm3d", "libdevice.rnorm3d(x, y, z)", fl(lambda x, y, z: 1 / np.sqrt(x * x + y * y + z * z)),
+        FLOATS64, "math", tol=Tol(ulps=3)),
+    Row("libdevice.scalbn", "libdevice.scalbn(x, (y * 16).to(tl.int32))",
+        lambda x, y, z, dtype, axis: to_repr(np.ldexp(wide(x), (y.astype(np.float64) * 16).astype(np.int32)), dtype),
+        FLOATS64, "math", tol=Tol(ulps=0.5)),
+    Row("libdevice.uint_as_float", "libdevice.uint_as_float(x)", from_bits_ref("f32"), ("u32",), "bitcast",
+        out="f32"),
+    Row("libdevice.erfcinv", "libdevice.erfcinv(tl.abs(x) * 2)", fl(lambda x, y, z: mp_ref("erfinv")(1 - 2 * np.abs(x))),
+        FLOATS64, "math", domain="unit", tol=Tol(ulps=6), note="inputs in (0, 2)"),
+    Row("libdevice.normcdfinv", "libdevice.normcdfinv(tl.abs(x))", fl(lambda x, y, z: normcdfinv64(np.abs(x))),
+        FLOATS64, "math", domain="unit", tol=Tol(ulps=6), note="inputs in (0, 1)"),
+    Row("libdevice.ldexp", "libdevice.ldexp(x, (y * 16).to(tl.int32))",
+        lambda x, y, z, dtype, axis: to_repr(np.ldexp(wide(x), (y.astype(np.float64) * 16).astype(np.int32)), dtype),
+        FLOATS64, "math", tol=Tol(ulps=0.5)),
+    Row("libdevice.nextafter", "libdevice.nextafter(x, y)", nextafter_ref,
+        FLOATS64, "math", domain="special", note="in the argument's own type (its own spacing)"),
+    Row("libdevice.isnan", "libdevice.isnan(x)", pred(lambda x, y, z: np.isnan(x)), FLOATS64, "math",
+        domain="special", out="i1"),
+    Row("libdevice.isinf", "libdevice.isinf(x)", pred(lambda x, y, z: np.isinf(x)), FLOATS64, "math",
+        domain="special", out="i1"),
+    Row("libdevice.finitef", "libdevice.finitef(x)", pred(lambda x, y, z: np.isfinite(x)), FLOATS, "math",
+        domain="special", out="i1"),
+    Row("libdevice.signbit", "libdevice.signbit(x)", lambda x, y, z, d, a: np.signbit(x).astype(np.int32), FLOATS64,
+        "math", out="i32", note="NaN signs and -0.0: test_libdevice.py (torch does not keep a bfloat16 NaN's sign)"),
+    Row("libdevice.ilogb", "libdevice.ilogb(x)", ilogb_ref, FLOATS64, "math", domain="special", out="i32",
+        note="ilogb(0) = ilogb(NaN) = INT_MIN, ilogb(inf) = INT_MAX (as CUDA)"),
+    Row("libdevice.llrint", "libdevice.llrint(x)", float_to_int_ref(np.rint, "i64"), FLOATS64, "cast",
+        domain="cast", out="i64", note="saturates, NaN -> 0"),
+    Row("libdevice.llround", "libdevice.llround(x)", float_to_int_ref(lambda a: np.trunc(a + np.copysign(0.5, a)), "i64"),
+        FLOATS64, "cast", domain="cast", out="i64", note="halfway cases away from zero; saturates"),
+    Row("libdevice.int2float_rn", "libdevice.int2float_rn(x)", lambda x, y, z, d, a: x.astype(np.float32), ("i32",),
+        "cast", out="f32"),
+    Row("libdevice.uint2float_rn", "libdevice.uint2float_rn(x)", lambda x, y, z, d, a: x.astype(np.float32),
+        ("u32",), "cast", out="f32"),
+    Row("libdevice.ll2float_rn", "libdevice.ll2float_rn(x)", lambda x, y, z, d, a: x.astype(np.float32), ("i64",),
+        "cast", out="f32"),
+    Row("libdevice.ull2float_rn", "libdevice.ull2float_rn(x)", lambda x, y, z, d, a: x.astype(np.float32),
+        ("u64",), "cast", out="f32"),
+    Row("libdevice.int_as_float", "libdevice.int_as_float(x)", from_bits_ref("f32"), ("i32",), "bitcast", out="f32"),
+    Row("libdevice.float_as_int", "libdevice.float_as_int(x)", bitcast_ref("int"), ("f32",), "bitcast", out="i32",
+        domain="special"),
+    Row("libdevice.float_as_uint", "libdevice.float_as_uint(x)", bitcast_ref("uint"), ("f32",), "bitcast",
+        out="u32", domain="special"),
+)
+for mode, rounding in (("rn", np.rint), ("rz", np.trunc), ("rd", np.floor), ("ru", np.ceil)):
+    for kind, target in (("int", "i32"), ("uint", "u32"), ("ll", "i64"), ("ull", "u64")):
+        add(Row(f"libdevice.float2{kind}_{mode}", f"libdevice.float2{kind}_{mode}(x)",
+                float_to_int_ref(rounding, target), FLOATS, "cast", domain="cast", out=target,
+                note="saturates, NaN -> 0 (as CUDA)"))
+for name, fn in (("fast_sinf", np.sin), ("fast_cosf", np.cos), ("fast_tanf", np.tan), ("fast_tanhf", np.tanh),
+                 ("fast_expf", np.exp), ("fast_exp10f", lambda a: 10.0 ** a), ("fast_logf", np.log),
+                 ("fast_log2f", np.log2), ("fast_log10f", np.log10)):
+    domain = "trig" if name in ("fast_sinf", "fast_cosf", "fast_tanf") else "pos" if "log" in name else "unit"
+    add(Row(f"libdevice.{name}", f"libdevice.{name}(x)", fl(lambda x, y, z, fn=fn: fn(x)), FLOATS, "math",
+            domain=domain, tol=Tol(ulps=64, atol=2e-4), note="metal::fast:: (Metal's fast-math accuracy)"))
+add(
+    Row("libdevice.fast_dividef", "libdevice.fast_dividef(x, y)", fl(lambda x, y, z: x / y), FLOATS, "math",
+        domain="divisor", tol=Tol(ulps=2.5), note="metal::fast::divide"),
+    Row("libdevice.fast_powf", "libdevice.fast_powf(x, y)", fl(lambda x, y, z: np.power(x, y)), FLOATS, "math",
+        domain="near1", tol=Tol(ulps=64), note="metal::fast::pow"),
+)
+# Integer functions (CUDA's signatures: int32/int64, and uint32/uint64 where CUDA has them).
+add(
+    Row("libdevice.abs int", "libdevice.abs(x)", int_unary(lambda v, b: abs(signed(v, b))), ("i32", "i64"), "bitwise",
+        note="abs(MIN) == MIN, as CUDA"),
+    Row("libdevice.clz", "libdevice.clz(x)", int_unary(lambda v, b: b - (v % 2**b).bit_length(), "i32"),
+        ("i32", "i64"), "bitwise", out="i32"),
+    Row("libdevice.popc", "libdevice.popc(x)", int_unary(lambda v, b: (v % 2**b).bit_count(), "i32"),
+        ("i32", "i64"), "bitwise", out="i32"),
+    Row("libdevice.ffs", "libdevice.ffs(x)", int_unary(lambda v, b: ((v % 2**b) & -(v % 2**b)).bit_length(), "i32"),
+        ("i32", "i64"), "bitwise", out="i32"),
+    Row("libdevice.brev", "libdevice.brev(x)", int_unary(lambda v, b: int(f"{v % 2**b:0{b}b}"[::-1], 2)),
+        ("i32", "i64"), "bitwise"),
+    Row("libdevice.mulhi", "libdevice.mulhi(x, y)", None, ("i32", "u32", "i64", "u64"), "bitwise"),
+    Row("libdevice.mul24", "libdevice.mul24(x, y)", None, ("i32", "u32"), "bitwise"),
+    Row("libdevice.hadd", "libdevice.hadd(x, y)", None, ("i32", "u32"), "bitwise", note="(x + y) >> 1 without overflow"),
+    Row("libdevice.rhadd", "libdevice.rhadd(x, y)", None, ("i32", "u32"), "bitwise",
+        note="(x + y + 1) >> 1 without overflow"),
+    Row("libdevice.sad", "libdevice.sad(x, y, z.to(tl.uint32, bitcast=True))",
+        int_nary(lambda a, b, c: abs(a - b) + (c % 2**32)), ("i32", "u32"), "bitwise", note="|x - y| + z"),
+    Row("libdevice.byte_perm", "libdevice.byte_perm(x, y, z)", int_nary(byte_perm), ("i32",), "bitwise"),
+)
+# Refused: directed rounding modes, functions not implemented.
+add(*[Row(f"libdevice.{name}", f"libdevice.{name}({args})", None, ("f32",), "math",
+          refused={"f32": (key, {"name": name})}) for name, args, key in (
+    ("div_rz", "x, y", "libdevice_rounding_mode"), ("sqrt_ru", "x", "libdevice_rounding_mode"),
+    ("fma_rd", "x, y, z", "libdevice_rounding_mode"), ("j0", "x", "libdevice_missing"),
+    ("lgamma", "x", "libdevice_missing"))])
+
+
         domain="small", out=SUM_WIDEN, tol=SUM_TOL),
     Row("tl.max", "tl.max(x, axis={axis})", reduce_ref(np.max), (*INTS, *FLOATS64), "reduce", REDUCE_VARIANTS),
     Row("tl.min", "tl.min(x, axis={axis})", reduce_ref(np.min), (*INTS, *FLOATS64), "reduce", REDUCE_VARIANTS),
@@ -389,6 +630,15 @@ def _fill_integer_references():
             ROWS[i] = _with_ref(row, int_binary(trunc_div))
         elif row.op == "mod (%) int":
             ROWS[i] = _with_ref(row, int_binary(trunc_rem))
+LIBDEVICE_INT_BINARY = {
+    "libdevice.mulhi": lambda dtype: lambda a, b: (a * b) >> BITS[dtype],
+    "libdevice.mul24": lambda dtype: (lambda a, b: sext24(a) * sext24(b)) if dtype in SIGNED
+    else (lambda a, b: (a & 0xffffff) * (b & 0xffffff)),
+    "libdevice.hadd": lambda dtype: lambda a, b: (a + b) >> 1,
+    "libdevice.rhadd": lambda dtype: lambda a, b: (a + b + 1) >> 1,
+}
+
+
         elif row.op == "tl.umulhi":
             ROWS[i] = _with_ref(row, lambda x, y, z, dtype, axis: int_binary(umulhi(dtype))(x, y, z, dtype, axis))
         elif row.op == "tl.sum":
@@ -398,6 +648,9 @@ def _fill_integer_references():
 
 def _with_ref(row, ref):
     from dataclasses import replace
+        elif row.op in LIBDEVICE_INT_BINARY:
+            ROWS[i] = _with_ref(row, lambda x, y, z, dtype, axis, op=row.op: int_binary(
+                LIBDEVICE_INT_BINARY[op](dtype))(x, y, z, dtype, axis))
     return replace(row, ref=ref)
 
 

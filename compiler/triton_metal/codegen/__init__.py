@@ -12,6 +12,7 @@ from triton_metal.codegen import (  # noqa: F401  (importing registers the lower
     lower_elementwise,
     lower_layout,
     lower_memory,
+    lower_extern,
     lower_numeric,
     lower_reduce,
     lower_scan,

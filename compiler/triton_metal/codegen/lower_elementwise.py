@@ -160,11 +160,6 @@ def refuse_inline_asm(em, op):
     raise em.refuse("inline_asm", op)
 
 
-@lowers("tt.extern_elementwise")
-def refuse_extern_elementwise(em, op):
-    raise em.refuse("extern_elementwise", op, symbol=op.str_attr("symbol"))
-
-
 @lowers("llvm.intr.assume")
 def lower_assume(em, op):
     # `tl.assume` only informs the optimiser; dropping it never changes a result.
