@@ -141,6 +141,9 @@ def make_ttgir(mod, metadata, opt: MetalOptions):
     passes.ttgpuir.add_remove_layout_conversions(pm)
     passes.ttgpuir.add_optimize_thread_locality(pm)
     passes.ttgpuir.add_remove_layout_conversions(pm)
+    # tl.range(..., flatten=True): fuse the loop nest into one loop, as the CUDA backend does.
+    passes.ttgpuir.add_fuse_nested_loops(pm)
+    passes.common.add_canonicalizer(pm)
     passes.ttir.add_triton_licm(pm)
     passes.common.add_canonicalizer(pm)
     passes.ttir.add_loop_aware_cse(pm)
@@ -166,4 +169,5 @@ def make_msl(mod, metadata, opt: MetalOptions) -> str:
     metadata["shared"] = kernel.threadgroup_memory_bytes
     metadata["threadgroup_size"] = opt.num_warps * opt.warp_size
     metadata["arg_kinds"] = kernel.arg_kinds
+    metadata["diagnostics"] = kernel.diagnostics  # tl.device_print/device_assert sites, for the launcher
     return kernel.source

@@ -52,18 +52,9 @@ CATALOG: dict[str, Refusal] = {
         "accumulate in int32/uint32/float32"),
     "atomic_float_bitwise": Refusal(
         "atomic {kind} on {dtype}", "Metal has no floating-point bitwise atomics", "bitcast to int32 first"),
-    "early_return": Refusal(
-        "return inside a branch", "it becomes unstructured control flow (cf.cond_br), which is not lowered yet",
-        "put the rest of the kernel under `else:` or mask its stores"),
-    "noinline_call": Refusal(
-        "call of a @triton.jit(noinline=True) function", "separate device functions are not lowered yet",
-        "drop noinline=True so that Triton inlines the call"),
-    "device_print": Refusal(
-        "tl.device_print", "printing from kernels is not lowered yet (Metal has no printf; a print buffer "
-        "read back by the runtime is planned)", "store the values to a debug tensor and print it on the host"),
-    "device_assert": Refusal(
-        "tl.device_assert", "device-side assertions (kept when debug=True) are not lowered yet",
-        "check the values on the host, or compile without debug=True (Triton then drops device_assert)"),
+    "branch_cycle": Refusal(
+        "cf.br / cf.cond_br forming a cycle", "MSL has no goto: only acyclic branch graphs (the early returns "
+        "Triton emits) are rebuilt as nested ifs", "write loops with `for` / `while` (scf ops)"),
 }
 
 

@@ -79,8 +79,9 @@ SEMANTICS = """\
 | `tl.debug_barrier` | `conformance/ops/test_atomics.py` | pass |
 | `tl.rand`, `randn`, `randint`, `randint4x`: same numbers as `TRITON_INTERPRET=1` | `conformance/ops/test_random.py` | pass |
 | `scf.while`, `scf.for` with loop-carried tensors, `scf.if` with results | `conformance/ops/test_control.py` | pass |
-| early `return` in a branch, `noinline` calls, `tl.device_print` | `conformance/ops/test_control.py` | refused (catalog) |
-| `tl.device_assert` | `conformance/ops/test_control.py` | dropped unless `debug=True` (as on every backend); refused with `debug=True` |
+| early `return` in a branch (kernels and functions), `@triton.jit(noinline=True)` calls (scalars, tensors, several results, nested, in loops, with reductions and `tl.dot`) | `conformance/ops/test_calls_and_returns.py` | pass |
+| `tl.device_print` / `print` (tensors, scalars, `hex=True`, several operands, pointers) | `conformance/ops/test_debug_ops.py` | pass: CUDA's line format, each element once, sorted (see docs/troubleshooting.md) |
+| `tl.device_assert` | `conformance/ops/test_debug_ops.py` | dropped unless `debug=True` (as on every backend); with `debug=True` a failure raises `DeviceAssertionError` after the launch |
 | random expression trees (elementwise, casts, reductions, masks) | `conformance/ops/test_fuzz.py` | 1000 trees in CI, `--fuzz-cases N` for more |
 """
 

@@ -1,5 +1,6 @@
-"""Control flow (scf.while, scf.if with results, early return, noinline calls), device_print and
-device_assert, against numpy."""
+"""Control flow (scf.while, scf.if with results) and device_assert without debug, against numpy.
+Early returns and noinline calls: test_calls_and_returns.py; device_print and device_assert with
+debug=True: test_debug_ops.py."""
 import numpy as np
 import torch
 import triton
@@ -55,46 +56,6 @@ def test_for_loop_with_if_results(device):
     out = torch.empty(64, device=device)
     loop_carried_tensor_kernel[(1,)](torch.from_numpy(x).to(device), out, 5, N=64)
     np.testing.assert_allclose(out.cpu().numpy(), total, rtol=1e-6)
-
-
-@triton.jit
-def call_kernel(x_ptr, out_ptr, N: tl.constexpr):
-    offs = tl.arange(0, N)
-    if tl.program_id(0) == 1:
-        return  # early return: program 1 stores nothing
-    tl.store(out_ptr + offs, tl.load(x_ptr + offs) * 3 + 1)
-
-
-def test_early_return_is_refused(compile_refusal):
-    from triton_metal.refusals import refusal
-    msg = compile_refusal(call_kernel, {"x_ptr": "*fp32", "out_ptr": "*fp32", "N": "constexpr"}, {"N": 32})
-    assert msg == refusal("early_return").message()
-
-
-@triton.jit(noinline=True)
-def scaled(x, k):
-    return x * k + 1
-
-
-@triton.jit
-def noinline_kernel(x_ptr, out_ptr):
-    tl.store(out_ptr, scaled(tl.load(x_ptr), 3.0))
-
-
-def test_noinline_call_is_refused(compile_refusal):
-    from triton_metal.refusals import refusal
-    assert compile_refusal(noinline_kernel, {"x_ptr": "*fp32", "out_ptr": "*fp32"}) == refusal("noinline_call").message()
-
-
-@triton.jit
-def print_kernel(x_ptr, N: tl.constexpr):
-    tl.device_print("value", tl.load(x_ptr + tl.arange(0, N)))
-
-
-def test_device_print_is_refused(compile_refusal):
-    from triton_metal.refusals import refusal
-    msg = compile_refusal(print_kernel, {"x_ptr": "*i32", "N": "constexpr"}, {"N": 4})
-    assert msg == refusal("device_print").message()
 
 
 @triton.jit

@@ -1,23 +1,27 @@
 """TTGIR -> Metal Shading Language."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from triton_metal import __version__
 from triton_metal.codegen import (  # noqa: F401  (importing registers the lowerings)
     lower_atomics,
     lower_blockptr,
+    lower_calls,
     lower_control,
+    lower_debug_ops,
     lower_dot,
     lower_elementwise,
-    lower_layout,
-    lower_memory,
     lower_extern,
+    lower_layout,
+    lower_map,
+    lower_memory,
     lower_numeric,
     lower_reduce,
     lower_scan,
     lower_shape,
     lower_shared,
+    lower_values,
 )
 from triton_metal.codegen.emitter import MSL_RESERVED, KernelEmitter, Var, source_line
 from triton_metal.codegen.ir_reader import ModuleReader
@@ -25,6 +29,7 @@ from triton_metal.errors import UnsupportedOperationError
 from triton_metal.refusals import refuse
 
 MAX_BUFFER_ARGUMENTS = 31  # Metal's buffer argument table
+SCALARS = "tm_scalars"  # the struct of scalar arguments, when they are packed
 
 # Builtins every kernel receives; the names are what the generated code reads.
 BUILTINS = (
@@ -40,7 +45,8 @@ class MslKernel:
     name: str
     source: str
     threadgroup_memory_bytes: int
-    arg_kinds: list  # [name, "buffer" | "scalar", element type] per kernel argument
+    arg_kinds: list  # [name, "buffer" | "scalar" | "packed scalar" | "diagnostics", element type] per argument
+    diagnostics: list = field(default_factory=list)  # tl.device_print/device_assert sites (lower_debug_ops)
 
 
 def msl_kernel_name(name: str) -> str:
@@ -53,12 +59,18 @@ def generate_msl(mod, options) -> MslKernel:
     name = msl_kernel_name(mod.get_entry_func_name())
     em = KernelEmitter(name, options)
     em.fresh(name)  # no local may shadow the kernel
-    params, arg_kinds = [], []
+    params, arg_kinds, unpack = [], [], []
     args = func.regions[0].args
-    if len(args) > MAX_BUFFER_ARGUMENTS:
+    # One buffer slot per argument reads best; a kernel with more arguments than Metal has slots
+    # (tensor descriptors expand to 2 + 4 x rank) gets its scalars in one struct instead.
+    packed = len(args) >= MAX_BUFFER_ARGUMENTS
+    n_pointers = sum(arg.type.is_pointer for arg in args)
+    if packed and n_pointers + 1 > MAX_BUFFER_ARGUMENTS:
         raise UnsupportedOperationError(
-            f"kernel with {len(args)} arguments", "",
-            f"Metal binds at most {MAX_BUFFER_ARGUMENTS} buffers per kernel", "pass fewer arguments")
+            f"kernel with {n_pointers} pointer arguments", "",
+            f"Metal binds at most {MAX_BUFFER_ARGUMENTS} buffers per kernel (scalars share one)",
+            "pass fewer tensors, e.g. one tensor holding several")
+    fields = []
     for idx, arg in enumerate(args):
         em.last_location = arg.location
         pname = em.fresh(arg.name_hint or f"arg{idx}")
@@ -66,13 +78,25 @@ def generate_msl(mod, options) -> MslKernel:
             raise refuse("fp64_argument", source_line(arg.location), name=arg.name_hint or f"arg{idx}")
         ctype = em.ctype(arg)
         if arg.type.is_pointer:
-            params.append(f"{ctype} {pname} [[buffer({idx})]]")
+            params.append(f"{ctype} {pname} [[buffer({len(params)})]]")
             arg_kinds.append([pname, "buffer", arg.type.pointee])
+        elif packed:
+            fields.append(f"    {ctype} {pname};")
+            unpack.append(f"    const {ctype} {pname} = {SCALARS}.{pname};")
+            arg_kinds.append([pname, "packed scalar", arg.type.element])
         else:
-            params.append(f"constant {ctype}& {pname} [[buffer({idx})]]")
+            params.append(f"constant {ctype}& {pname} [[buffer({len(params)})]]")
             arg_kinds.append([pname, "scalar", arg.type.element])
         em.vars[arg.id] = Var(pname, ctype)
-    em.lower_block(func.regions[0])
+    if fields:
+        em.helpers.insert(0, "\n".join([f"struct {name}_scalars {{  // the scalar arguments, packed in order"] +
+                                        fields + ["};"]))
+        params.append(f"constant {name}_scalars& {SCALARS} [[buffer({len(params)})]]")
+    lower_control.lower_body(em, func.regions[0])  # straight-line, or branches of early returns
+    hidden = lower_debug_ops.diagnostics_parameter(em, len(params), MAX_BUFFER_ARGUMENTS)  # prints/asserts: one buffer
+    if hidden is not None:
+        params.append(hidden.param)
+        arg_kinds.append(hidden.arg_kind)
 
     threads = options.num_warps * 32
     out = [
@@ -90,7 +114,9 @@ def generate_msl(mod, options) -> MslKernel:
     out.append(f"kernel void {name}(\n{signature})\n{{")
     if em.scratch_bytes:
         out.append(f"    threadgroup float4 tm_scratch[{(em.scratch_bytes + 15) // 16}];")
+    out += unpack
     out += em.prologue
     out += em.lines
     out.append("}")
-    return MslKernel(name, "\n".join(out) + "\n", (em.scratch_bytes + 15) // 16 * 16 + em.shared_bytes, arg_kinds)
+    return MslKernel(name, "\n".join(out) + "\n", (em.scratch_bytes + 15) // 16 * 16 + em.shared_bytes, arg_kinds,
+                     lower_debug_ops.sites(em))

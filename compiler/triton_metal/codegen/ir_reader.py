@@ -32,6 +32,10 @@ class Block:
     args: list
     ops: list = field(default_factory=list)
 
+    @property
+    def terminator(self):
+        return self.ops[-1]
+
 
 @dataclass
 class Op:
@@ -39,10 +43,14 @@ class Op:
     handle: object  # the binding's operation, for attribute look-ups
     operands: list
     results: list
-    regions: list  # of Block (one block per region: we do not run scf-to-cf)
+    regions: list  # of Block: the entry block of each region (scf regions have only that one)
     location: str = ""
     constant_text: str = ""
     text: str = ""  # the op's line in the module text (for attributes the bindings do not expose)
+    # cf.br / cf.cond_br: (target Block, the operands it receives as block arguments) per successor;
+    # the other blocks of a function body are reached only through these (early returns).
+    successors: list = field(default_factory=list)
+    callee: Op | None = None  # tt.call: the tt.func it calls
 
     def int_attr(self, name: str):
         return self.handle.get_int_attr(name)
@@ -99,7 +107,7 @@ def op_locations(module_text: str) -> dict:
 
 
 # Ops whose attributes codegen reads from the text (array and enum attributes).
-TEXT_OPS = {"tt.trans", "tt.atomic_rmw", "tt.atomic_cas", "tt.print", "tt.assert"}
+TEXT_OPS = {"tt.trans", "tt.atomic_rmw", "tt.atomic_cas", "tt.print", "tt.assert", "cf.br", "cf.cond_br"}
 _TEXT_LINE = re.compile(r'^\s*(?:%[\w:#]+(?:, %[\w:#]+)* = )?"?([a-z_]+\.[a-z_.]+)"?')
 
 
@@ -113,6 +121,15 @@ def op_texts(module_text: str) -> dict:
     return found
 
 
+_SUCCESSOR = re.compile(r"\^bb(\d+)(?:\(([^)]*)\))?")
+
+
+def successor_labels(text: str) -> list:
+    """(block number in its region, number of block arguments) of each successor of a cf branch
+    line such as ``cf.cond_br %5, ^bb1(%6, %7 : i32, f32), ^bb2``; MLIR numbers blocks per region."""
+    return [(int(m.group(1)), (m.group(2) or "").split(":")[0].count("%")) for m in _SUCCESSOR.finditer(text)]
+
+
 class ModuleReader:
 
     def __init__(self, mod):
@@ -120,6 +137,7 @@ class ModuleReader:
         self._builder = None  # Gluon's builder, created only for encodings we do not compute
         self.values: dict[int, Value] = {}
         self._layouts: dict[tuple, LinearLayout] = {}
+        self.functions: dict[str, Op] = {}  # every tt.func by symbol name (noinline callees)
 
     def value(self, handle) -> Value:
         vid = handle.id()
@@ -148,31 +166,36 @@ class ModuleReader:
         return LinearLayout.from_bases(ty.shape, ll.reg_bases, ll.lane_bases, ll.warp_bases)
 
     def read(self):
-        """Returns (function Op, list of argument Values) of the entry kernel."""
-        blocks: dict[int, Block] = {}  # region id -> its (single) block
+        """Returns the tt.func Op of the entry kernel; every function is in ``self.functions``."""
+        blocks: dict[int, list] = {}  # region id -> its blocks in order, each block once
+        block_of: dict[int, Block] = {}  # block id -> Block
+        branches: dict[int, list] = {}  # region id -> (cf op, successor labels): resolved with the region
         constants = [m.group(1) for m in map(_CONSTANT_LINE.search, self.mod.str_nodebug().splitlines()) if m]
         const_iter = iter(constants)
         locations = {name: iter(locs) for name, locs in op_locations(str(self.mod)).items()}
         texts = {name: iter(lines) for name, lines in op_texts(self.mod.str_nodebug()).items()}
-        func_op = None
+        calls = []
         entry = self.mod.get_entry_func_name()
 
         def visit(h):
-            nonlocal func_op
             name = h.get_name()
             if name == "builtin.module":
                 return
             block = h.get_block()
             region_id = block.get_parent().id()
-            if region_id not in blocks:
+            if block.id() not in block_of:
                 args = [self.value(block.arg(i)) for i in range(block.get_num_arguments())]
-                blocks[region_id] = Block(args)
+                block_of[block.id()] = Block(args)
+                blocks.setdefault(region_id, []).append(block_of[block.id()])
             results = [self.value(h.get_result(i)) for i in range(h.get_num_results())]
             operands = [self.value(h.get_operand(i)) for i in range(h.get_num_operands())]
             regions = []
             for i in range(h.get_num_regions()):
                 rid = h.get_region(i).id()
-                regions.append(blocks.pop(rid, Block([])))
+                region_blocks = blocks.pop(rid, [Block([])])
+                for branch, labels in branches.pop(rid, []):
+                    _resolve(branch, labels, region_blocks)
+                regions.append(region_blocks[0])
             if h.get_num_regions() == 0 and name in locations:
                 loc = location_of(next(locations[name], ""))
             else:
@@ -180,15 +203,28 @@ class ModuleReader:
             op = Op(name, h, operands, results, regions, loc)
             if h.get_num_regions() == 0 and name in TEXT_OPS:
                 op.text = next(texts.get(name, iter(())), "")
+            if name in ("cf.br", "cf.cond_br"):
+                branches.setdefault(region_id, []).append((op, successor_labels(op.text)))
             if name == "arith.constant":
                 op.constant_text = next(const_iter, "")
+            if name == "tt.call":
+                calls.append(op)
             if name == "tt.func":
-                # The kernel, not a noinline callee (its tt.call is refused by lower_control).
-                if func_op is None or h.get_str_attr("sym_name") == entry:
-                    func_op = op
+                self.functions[h.get_str_attr("sym_name")] = op
             else:
-                blocks[region_id].ops.append(op)
+                block_of[block.id()].ops.append(op)
 
         self.mod.walk(visit)
         self._builder = None
-        return func_op
+        for call in calls:
+            call.callee = self.functions[call.handle.get_flat_symbol_ref_attr("callee")]
+        return self.functions.get(entry) or next(iter(self.functions.values()))
+
+
+def _resolve(op, labels, region_blocks):
+    """Successor blocks of a cf branch and their operands ([condition] + true args + false args)."""
+    first = 1 if op.name == "cf.cond_br" else 0
+    op.successors = []
+    for number, nargs in labels:
+        op.successors.append((region_blocks[number], op.operands[first:first + nargs]))
+        first += nargs

@@ -1,11 +1,21 @@
-"""Structured control flow: scf.for and scf.if (with results), tt.return.
+"""Control flow: scf.for, scf.while and scf.if (with results), and the branch graphs of early returns.
 
 Triton's scalars are uniform across a program, so every branch and loop bound here is uniform
 across the threadgroup: the simd and barrier collectives inside them stay legal on Metal.
+
+A ``return`` inside an ``if`` makes Triton split the function body into blocks joined by
+``cf.cond_br`` / ``cf.br``. MSL has no ``goto``, so ``lower_body`` rebuilds nested ``if``s from
+that graph, which is acyclic (loops are scf ops; Triton rejects ``return`` inside them): every
+block is emitted inside the block that dominates it; a block with one incoming edge goes where the
+branch is, a block several edges reach (a *merge*) goes after its dominator's branch, with its
+block arguments as variables the branches assign and, only when other paths could fall through to
+it, a ``reach_*`` flag. A branch whose side always returns becomes ``if (c) { ...; return; }``
+followed by the other side, so if/elif/return chains stay flat.
 """
 from __future__ import annotations
 
-from triton_metal.codegen.emitter import Var, lowers
+from triton_metal.codegen.branch_graph import BranchCycle, BranchGraph
+from triton_metal.codegen.emitter import Var, lowers, paren
 
 
 def _assign_all(em, dsts, srcs):
@@ -72,12 +82,6 @@ def lower_if(em, op):
     em.emit("}")
 
 
-@lowers("tt.return")
-def lower_return(em, op):
-    if em.depth > 1:  # an early return; the final one is the end of the kernel
-        em.emit("return;")
-
-
 @lowers("scf.while")
 def lower_while(em, op):
     """`while (true) { before; if (!cond) break; after }`: the condition is a scalar, uniform
@@ -108,21 +112,107 @@ def lower_while(em, op):
     em.emit("}")
 
 
-@lowers("tt.call")
-def refuse_call(em, op):
-    raise em.refuse("noinline_call", op)
+# ---- branch graphs (early returns) ------------------------------------------------------------
+
+def lower_body(em, entry) -> None:
+    """Lower a function body from its entry block: straight-line, or a graph of cf branches."""
+    if not entry.ops or entry.terminator.name not in BRANCHES:
+        em.lower_block(entry)
+        return
+    try:
+        graph = BranchGraph(entry, lambda block: [target for target, _ in _branch_targets(block)])
+    except BranchCycle as cycle:
+        raise em.refuse("branch_cycle", cycle.node.terminator) from None
+    _StructuredEmitter(em, graph).block(entry)
 
 
-@lowers("tt.print")
-def refuse_print(em, op):
-    raise em.refuse("device_print", op)
+BRANCHES = ("cf.br", "cf.cond_br")
 
 
-@lowers("tt.assert")
-def refuse_assert(em, op):
-    raise em.refuse("device_assert", op)
+def _branch_targets(block) -> list:
+    term = block.terminator
+    return term.successors if term.name in BRANCHES else []
 
 
-@lowers("cf.cond_br", "cf.br")
-def refuse_unstructured(em, op):
-    raise em.refuse("early_return", op)
+class _StructuredEmitter:
+
+    def __init__(self, em, graph):
+        self.em, self.graph = em, graph
+        self.flags = {}  # id(merge block) -> the name of its reach_* flag, when it needs one
+
+    def block(self, block) -> None:
+        em, graph = self.em, self.graph
+        *ops, term = block.ops
+        for op in ops:
+            em.lower_op(op)
+        merges = graph.merges_under(block)
+        for merge in merges:  # the variables every branch to the merge assigns
+            for arg in merge.args:
+                em.vars[arg.id] = em.declare_array(arg, arg.name_hint or "joined")
+            if graph.needs_flag(block, merge):
+                self.flags[id(merge)] = em.fresh(f"reach_bb{graph.index[id(merge)]}")
+                em.emit(f"bool {self.flags[id(merge)]} = false;")
+        em.last_location = term.location or em.last_location
+        if term.name == "cf.br":
+            self.jump(*term.successors[0])
+        elif term.name == "cf.cond_br":
+            self.branch(em.var(term.operands[0]).at(0), *term.successors)
+        else:
+            em.lower_op(term)
+        for merge in merges:
+            if id(merge) in self.flags:
+                self.nested(f"if ({self.flags[id(merge)]}) {{", lambda m=merge: self.block(m))
+            else:
+                self.block(merge)
+
+    def branch(self, cond, true_edge, false_edge) -> None:
+        returns = self.graph.always_returns
+        if returns(true_edge[0]):  # `if (c) { ...; return; }` then the rest, as the source reads
+            self.nested(f"if ({cond}) {{", lambda: self.jump(*true_edge))
+            self.jump(*false_edge)
+        elif returns(false_edge[0]):
+            self.nested(f"if (!{paren(cond)}) {{", lambda: self.jump(*false_edge))
+            self.jump(*true_edge)
+        else:
+            then = self.capture(lambda: self.jump(*true_edge))
+            other = self.capture(lambda: self.jump(*false_edge))
+            if not then:
+                then, other, cond = other, [], f"!{paren(cond)}"
+            if then:
+                self.em.emit(f"if ({cond}) {{")
+                self.em.lines += then
+                if other:
+                    self.em.emit("} else {")
+                    self.em.lines += other
+                self.em.emit("}")
+
+    def jump(self, target, operands) -> None:
+        em = self.em
+        if self.graph.is_merge(target):
+            _assign_all(em, [em.var(a) for a in target.args], [em.var(v) for v in operands])
+            if id(target) in self.flags:
+                em.emit(f"{self.flags[id(target)]} = true;")
+        else:  # the only way in: the block goes here, its arguments are the operands themselves
+            for arg, v in zip(target.args, operands):
+                em.vars[arg.id] = em.var(v)
+            self.block(target)
+
+    def capture(self, fn) -> list:
+        """The lines `fn` emits one level deeper, taken out of the output."""
+        em = self.em
+        saved = em.lines
+        em.lines = []
+        em.depth += 1
+        try:
+            fn()
+            return em.lines
+        finally:
+            em.depth -= 1
+            em.lines = saved
+
+    def nested(self, header: str, fn) -> None:
+        lines = self.capture(fn)
+        if lines:
+            self.em.emit(header)
+            self.em.lines += lines
+            self.em.emit("}")

@@ -266,6 +266,14 @@ def run(fn, grid, *args, outputs, num_warps: int = 4, runtime: MLXRuntime | None
     signature.update({k: "constexpr" for k in constexprs})
     compiled = triton.compile(ASTSource(fn, signature, constexprs),
                               target=GPUTarget("metal", runtime.chip.id, 32), options={"num_warps": num_warps})
+    if getattr(compiled.metadata, "diagnostics", None):
+        raise MetalError(f"kernel '{compiled.metadata.name}' uses tl.device_print/tl.device_assert, whose diagnostics "
+                         "buffer mlx_runtime.run cannot read back: launch it through Triton with "
+                         "TRITON_METAL_DEVICE=metal (or sim)")
+    if any(kind == "packed scalar" for _, kind, _ in compiled.metadata.arg_kinds):
+        raise MetalError(f"kernel '{compiled.metadata.name}' has more arguments than Metal's 31 buffer slots, so its "
+                         "scalars are packed into one struct, which mlx_runtime.run does not build: pass fewer "
+                         "arguments, or launch it through Triton")
     pipeline = runtime.compile(compiled.asm["msl"].decode() if isinstance(compiled.asm["msl"], bytes)
                                else compiled.asm["msl"], compiled.metadata.name)
     grid = tuple(grid) + (1,) * (3 - len(tuple(grid)))

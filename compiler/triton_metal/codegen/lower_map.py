@@ -1,0 +1,66 @@
+"""tt.map_elementwise: a scalar @triton.jit function applied to every element (or every `pack`
+consecutive elements) of its tensor operands.
+
+The function's region becomes an inline MSL function ``void f(a0.., b0.., thread R& r0..)`` (its
+branches structured as in lower_control); the kernel calls it for each group of ``pack`` registers.
+Operands are grouped operand-major (a0, a1, b0, b1) and results result-major, as Triton does.
+"""
+from __future__ import annotations
+
+from triton_metal.codegen.emitter import Var, lowers
+from triton_metal.codegen.lower_control import lower_body
+
+
+@lowers("tt.map_elementwise")
+def lower_map_elementwise(em, op):
+    pack = op.int_attr("pack") or 1
+    entry = op.regions[0]
+    hint = op.results[0].name_hint or "mapped"
+    name = em.fresh(f"{hint}_fn")
+    n_out = len(op.results)
+
+    saved = em.lines, em.depth, em.vars.copy()
+    em.lines, em.depth = [], 1
+    params = []
+    for j, arg in enumerate(entry.args):
+        pname = f"x{j}"
+        params.append(f"{em.ctype(arg)} {pname}")
+        em.vars[arg.id] = Var(pname, em.ctype(arg))
+    outs = [f"r{k}" for k in range(n_out * pack)]
+    params += [f"thread {em.ctype(op.results[k // pack])}& {o}" for k, o in enumerate(outs)]
+    em.map_outputs = getattr(em, "map_outputs", []) + [outs]
+    try:
+        lower_body(em, entry)
+    finally:
+        em.map_outputs.pop()
+    body = em.lines
+    em.lines, em.depth, em.vars = saved
+    em.helpers.append("\n".join([f"// the function tl.map_elementwise applies at {op.location}",
+                                 f"inline void {name}({', '.join(params)}) {{", *body, "}"]))
+
+    srcs = [em.var(v) for v in op.operands]
+    results = [em.declare_array(r, hint) for r in op.results]
+    n = max(em.nregs(op.results[0]), 1)
+    if n % pack:
+        raise em.unsupported(op, f"pack={pack} does not divide the {n} elements each thread holds",
+                             "use a smaller pack, or a block size with more elements per thread")
+
+    def element(var, i, j):
+        if var.nregs == 0:
+            return var.name
+        return var.at(f"{i} + {j}" if j else i)
+    args = lambda i: [element(s, i, j) for s in srcs for j in range(pack)] + \
+        [element(r, i, j) for r in results for j in range(pack)]
+    if n == pack:
+        em.emit(f"{name}({', '.join(args('0'))});")
+    else:
+        em.emit(f"for (uint i = 0; i < {n}; i += {pack}) {name}({', '.join(args('i'))});")
+    for res, var in zip(op.results, results):
+        em.alias(res, var)
+
+
+@lowers("tt.map_elementwise.return")
+def lower_map_return(em, op):
+    for out, value in zip(em.map_outputs[-1], op.operands):
+        em.emit(f"{out} = {em.var(value).at(0)};")
+    em.emit("return;")
