@@ -228,6 +228,10 @@ add(
     Row("add (+)", "x + y", same(lambda x, y, z: x + y), (*INTS, *FLOATS64), "arith"),
     Row("sub (-)", "x - y", same(lambda x, y, z: x - y), (*INTS, *FLOATS64), "arith"),
     Row("mul (*)", "x * y", same(lambda x, y, z: x * y), (*INTS, *FLOATS64), "arith"),
+    # numpy's bool + bool is logical or; Triton's i1 is a 1-bit integer that wraps mod 2.
+    Row("add (+) i1", "x + y", same(lambda x, y, z: (x.astype(np.int8) + y.astype(np.int8)) % 2 == 1), ("i1",), "arith"),
+    Row("sub (-) i1", "x - y", same(lambda x, y, z: (x.astype(np.int8) - y.astype(np.int8)) % 2 == 1), ("i1",), "arith"),
+    Row("mul (*) i1", "x * y", same(lambda x, y, z: (x.astype(np.int8) * y.astype(np.int8)) % 2 == 1), ("i1",), "arith"),
     Row("neg (unary -)", "-x", same(lambda x, y, z: -x), (*SIGNED, *FLOATS64), "arith"),
     Row("div (/) float", "x / y", fl(lambda x, y, z: x / y), FLOATS64, "arith", domain="divisor", tol=Tol(ulps=1),
         note="f32: correctly rounded in precise mode (Metal's `/`)"),
@@ -312,10 +316,6 @@ add(
         'is_pure=True, pack=1)', None, ("i32",), "bitwise", refused={"i32": ("inline_asm", {})}),
 )
 
-# ---- reductions and scans --------------------------------------------------------------------
-SUM_TOL = Tol(eps_scale=64)
-add(
-    Row("tl.sum", "tl.sum(x, axis={axis})", None, ("i1", *INTS, *FLOATS64), "reduce", REDUCE_VARIANTS,
 # ---- libdevice (triton.language.extra.libdevice -> triton_metal.libdevice) ---------------------------
 # float32 functions; float16/bfloat16 are computed in float32 and rounded once (fp64: refused).
 # Tolerances: MATH_TOL for Metal's precise:: functions; our own helpers (Metal has no such function)
@@ -556,6 +556,10 @@ add(*[Row(f"libdevice.{name}", f"libdevice.{name}({args})", None, ("f32",), "mat
     ("lgamma", "x", "libdevice_missing"))])
 
 
+# ---- reductions and scans --------------------------------------------------------------------
+SUM_TOL = Tol(eps_scale=64)
+add(
+    Row("tl.sum", "tl.sum(x, axis={axis})", None, ("i1", *INTS, *FLOATS64), "reduce", REDUCE_VARIANTS,
         domain="small", out=SUM_WIDEN, tol=SUM_TOL),
     Row("tl.max", "tl.max(x, axis={axis})", reduce_ref(np.max), (*INTS, *FLOATS64), "reduce", REDUCE_VARIANTS),
     Row("tl.min", "tl.min(x, axis={axis})", reduce_ref(np.min), (*INTS, *FLOATS64), "reduce", REDUCE_VARIANTS),
@@ -608,6 +612,9 @@ add(
     Row("tl.histogram", "tl.histogram(x.to(tl.int32) & 31, 32)",
         lambda x, y, z, d, a: np.bincount(x.astype(np.int64) & 31, minlength=32).astype(np.int32), INTS, "shape",
         out="i32"),
+    Row("tl.histogram masked", "tl.histogram(x.to(tl.int32) & 31, 32, mask=(y & 1) == 0)",
+        lambda x, y, z, d, a: np.bincount(x.astype(np.int64)[(y & 1) == 0] & 31, minlength=32).astype(np.int32),
+        INTS, "shape", out="i32"),
 )
 
 HELPERS = '''
@@ -623,13 +630,6 @@ def _add(a, b):
 '''
 
 
-def _fill_integer_references():
-    """Rows whose reference needs the dtype (Python-int arithmetic with wrap-around)."""
-    for i, row in enumerate(ROWS):
-        if row.op == "floordiv (//) int":
-            ROWS[i] = _with_ref(row, int_binary(trunc_div))
-        elif row.op == "mod (%) int":
-            ROWS[i] = _with_ref(row, int_binary(trunc_rem))
 LIBDEVICE_INT_BINARY = {
     "libdevice.mulhi": lambda dtype: lambda a, b: (a * b) >> BITS[dtype],
     "libdevice.mul24": lambda dtype: (lambda a, b: sext24(a) * sext24(b)) if dtype in SIGNED
@@ -639,8 +639,18 @@ LIBDEVICE_INT_BINARY = {
 }
 
 
+def _fill_integer_references():
+    """Rows whose reference needs the dtype (Python-int arithmetic with wrap-around)."""
+    for i, row in enumerate(ROWS):
+        if row.op == "floordiv (//) int":
+            ROWS[i] = _with_ref(row, int_binary(trunc_div))
+        elif row.op == "mod (%) int":
+            ROWS[i] = _with_ref(row, int_binary(trunc_rem))
         elif row.op == "tl.umulhi":
             ROWS[i] = _with_ref(row, lambda x, y, z, dtype, axis: int_binary(umulhi(dtype))(x, y, z, dtype, axis))
+        elif row.op in LIBDEVICE_INT_BINARY:
+            ROWS[i] = _with_ref(row, lambda x, y, z, dtype, axis, op=row.op: int_binary(
+                LIBDEVICE_INT_BINARY[op](dtype))(x, y, z, dtype, axis))
         elif row.op == "tl.sum":
             ROWS[i] = _with_ref(row, lambda x, y, z, dtype, axis: reduce_ref(
                 np.sum, SUM_WIDEN_NP.get(dtype))(x, y, z, dtype, axis))
@@ -648,9 +658,6 @@ LIBDEVICE_INT_BINARY = {
 
 def _with_ref(row, ref):
     from dataclasses import replace
-        elif row.op in LIBDEVICE_INT_BINARY:
-            ROWS[i] = _with_ref(row, lambda x, y, z, dtype, axis, op=row.op: int_binary(
-                LIBDEVICE_INT_BINARY[op](dtype))(x, y, z, dtype, axis))
     return replace(row, ref=ref)
 
 

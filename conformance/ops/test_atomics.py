@@ -142,3 +142,34 @@ def test_debug_barrier_orders_global_memory_within_a_program(device):
     tmp, out = torch.empty(128, device=device), torch.empty(128, device=device)
     barrier_kernel[(1,)](x, tmp, out, N=128)
     np.testing.assert_array_equal(out.cpu().numpy(), (np.arange(128, dtype=np.float32)[::-1] + 1) * 2)
+
+
+@triton.jit
+def poll_kernel(flag_ptr, out_ptr, timeout_ns):
+    tl.store(out_ptr, tl.atomic_poll(flag_ptr, 1, timeout_ns=timeout_ns, sem="acquire"))
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.int32, torch.int64])
+@pytest.mark.parametrize("initial", [0, 1])
+def test_atomic_poll_reports_whether_the_flag_matched_before_the_timeout(dtype, initial, device):
+    flag = torch.full((1,), initial, dtype=dtype, device=device)
+    out = torch.zeros(1, dtype=torch.bool, device=device)
+    poll_kernel[(1,)](flag, out, 0, num_warps=4)
+    assert out.item() == (initial == 1)
+
+
+@triton.jit
+def handoff_kernel(flag_ptr, payload_ptr, out_ptr):
+    # Program 0 waits (no timeout) for program 1's flag, then reads the payload it published.
+    if tl.program_id(0) == 0:
+        tl.atomic_poll(flag_ptr, 1, sem="acquire", scope="gpu")
+        tl.store(out_ptr, tl.load(payload_ptr))
+    else:
+        tl.store(payload_ptr, 42)
+        tl.atomic_xchg(flag_ptr, 1, sem="release", scope="gpu")
+
+
+def test_atomic_poll_waits_for_another_program(device):
+    flag, payload, out = (torch.zeros(1, dtype=torch.int32, device=device) for _ in range(3))
+    handoff_kernel[(2,)](flag, payload, out, num_warps=4)
+    assert (flag.item(), out.item()) == (1, 42)

@@ -158,3 +158,37 @@ def lower_atomic_cas(em, op):
 @lowers("ttg.barrier", "gpu.barrier")
 def lower_debug_barrier(em, op):
     em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
+
+
+# Metal has no device clock, so a timeout is a bound on the number of polls: one poll per
+# POLL_NS nanoseconds of the timeout, and always at least one.
+POLL_NS = 100
+
+
+@lowers("tt.atomic_poll")
+def lower_atomic_poll(em, op):
+    """tl.atomic_poll(ptr, value, timeout_ns=None): spin until *ptr == value (True) or the timeout."""
+    ptr_value, expected = op.operands[0], em.var(op.operands[1])
+    if ptr_value.type.is_tensor:
+        raise em.unsupported(op, "tl.atomic_poll of a tensor of pointers", "poll one scalar flag")
+    ptr = em.var(ptr_value)
+    element = op.operands[1].type.element
+    ctype = em.ctype(op.operands[1])
+    # 32-bit flags are read with Metal's atomic load; other widths with a volatile load (Metal has no
+    # 16- or 64-bit atomic load), which re-reads device memory on every poll all the same.
+    if ctype in ("int", "uint"):
+        read = f"atomic_load_explicit((device {ATOMIC_TYPES[ctype]}*)({ptr.name}), memory_order_relaxed)"
+    else:
+        read = f"*(volatile device {msl_scalar(element)}*)({ptr.name})"
+    matched = em.fresh(op.results[0].name_hint or "matched")
+    em.source_comment(op)
+    em.emit(f"bool {matched} = false;")
+    if len(op.operands) > 2:
+        timeout = em.var(op.operands[2]).at(0)
+        em.emit(f"for (long poll = 0, polls = max(1L, long({timeout}) / {POLL_NS}); poll < polls; ++poll) {{")
+    else:
+        em.emit("for (;;) {")
+    em.emit(f"    if ({read} == {expected.at(0)}) {{ {matched} = true; break; }}")
+    em.emit("}")
+    em.emit("threadgroup_barrier(mem_flags::mem_device);")
+    em.alias(op.results[0], Var(matched, "bool"))

@@ -39,7 +39,10 @@ def _render(em, op, template: str) -> None:
 
 def _lower_table(table):
     def lower(em, op):
-        _render(em, op, table[op.name])
+        if op.results[0].type.element == "i1" and op.name in msl_ops.BOOL_BINARY:
+            _render(em, op, msl_ops.BOOL_BINARY[op.name])
+        else:
+            _render(em, op, table[op.name])
     return lower
 
 

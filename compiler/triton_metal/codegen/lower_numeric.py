@@ -51,6 +51,24 @@ def lower_int_division(em, op):
     _render(em, op, template)
 
 
+# Rounding integer divisions (Triton's loop fusion computes trip counts with them). The quotient
+# truncates toward zero; one step toward the rounding direction when there is a remainder.
+ROUNDING_DIVISION = {
+    "arith.ceildivsi": "({0} / {b} + ({ctype})({0} % {b} != 0 && ({0} < 0) == ({b} < 0)))",
+    "arith.floordivsi": "({0} / {b} - ({ctype})({0} % {b} != 0 && ({0} < 0) != ({b} < 0)))",
+    "arith.ceildivui": "({u0} / {ub} + ({ctype})({u0} % {ub} != 0))",
+}
+
+
+@lowers(*ROUNDING_DIVISION)
+def lower_rounding_division(em, op):
+    ctype = msl_scalar(op.operands[0].type.element, unsigned=op.name.endswith("ui"))
+    # A zero divisor (unspecified in Triton) divides by one instead of trapping the simulator.
+    template = ROUNDING_DIVISION[op.name].replace("{b}", "({1} == 0 ? 1 : {1})").replace(
+        "{ub}", "({u1} == 0 ? 1 : {u1})").replace("{ctype}", ctype)
+    _render(em, op, template)
+
+
 def _saturating(em, src_element: str, dst_element: str, unsigned: bool) -> str:
     bits = BITWIDTH[dst_element]
     ctype = msl_scalar(dst_element, unsigned)

@@ -150,12 +150,14 @@ def paren_mul(expr: str, k: int) -> str:
     return f"({expr}) * {k}" if not expr.isidentifier() else f"{expr} * {k}"
 
 
-def _stage(em, value, hint: str, extra_bytes: int = 0):
-    """Writes every element of `value` to threadgroup memory in row-major order; returns the pointer."""
+def _stage(em, value, hint: str, offset: int = 0):
+    """Writes every element of `value` to threadgroup memory in row-major order, `offset` bytes into
+    the scratch area; returns the pointer."""
     src = em.var(value)
     shape, layout = value.type.shape, value.layout
     ptr = em.fresh(hint)
-    em.emit(f"threadgroup {src.ctype}* {ptr} = {em.scratch(src.ctype, value.type.numel * _sizeof(src.ctype))};")
+    nbytes = offset + value.type.numel * _sizeof(src.ctype)
+    em.emit(f"threadgroup {src.ctype}* {ptr} = {em.scratch(src.ctype, nbytes, offset)};")
     em.emit_loop(em.nregs(value), lambda i: f"{ptr}[{_linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])}] = {src.at(i)};")
     em.barrier()
     return ptr
@@ -185,11 +187,12 @@ def lower_histogram(em, op):
     result = op.results[0]
     ptr = _stage(em, src_value, "histogram_input")
     numel = src_value.type.numel
-    if len(op.operands) > 1:
-        raise em.unsupported(op, "masked tl.histogram is not lowered yet", "pass only the in-range values")
+    # tl.histogram(x, bins, mask=m): masked-off elements are not counted (the mask is staged after x).
+    mask_offset = (numel * _sizeof(em.var(src_value).ctype) + 15) // 16 * 16
+    counted = f"{_stage(em, op.operands[1], 'histogram_mask', mask_offset)}[k] && " if len(op.operands) > 1 else ""
     var = em.declare_array(result)
     ctype = var.ctype
     em.emit_loop(var.nregs, lambda i: f"{{ {ctype} n = 0; int bin = {em.coord_expr(result.layout, 0, i)}; "
-                 f"for (uint k = 0; k < {numel}; ++k) n += {ptr}[k] == bin; {var.name}[{i}] = n; }}")
+                 f"for (uint k = 0; k < {numel}; ++k) n += {counted}{ptr}[k] == bin; {var.name}[{i}] = n; }}")
     em.alias(result, var)
     em.barrier()

@@ -26,6 +26,11 @@ BINARY = {
     "tt.addptr": "{0} + {1}",
 }
 
+# i1 is MSL `bool`, which C++ promotes to int for arithmetic; Triton's i1 wraps mod 2.
+BOOL_BINARY = {
+    "arith.addi": "{0} != {1}", "arith.subi": "{0} != {1}", "arith.muli": "{0} && {1}",
+}
+
 # Math functions: `{f}` is the namespace prefix chosen for precise or fast math.
 UNARY = {
     "arith.negf": "-{0}",
