@@ -52,7 +52,9 @@ def probe(tmp_path):
     if not get_runtime().simulated:
         pytest.skip("the probe kernels run on the simulator (torch CPU tensors)")
     (tmp_path / "test_probe.py").write_text(PROBE)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(CONFORMANCE), os.environ.get("PYTHONPATH")])),
+    # Without this run's xdist variables: pytest-benchmark turns itself off in a process that has them.
+    outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env = dict(outer, PYTHONPATH=os.pathsep.join(filter(None, [str(CONFORMANCE), os.environ.get("PYTHONPATH")])),
                **{BASELINES_ENV: str(tmp_path / "baselines"), CHART_DIR_ENV: str(tmp_path / "charts")})
 
     def run(*args, slowed=False):
