@@ -24,7 +24,8 @@ def pytest_addoption(parser):
                     help="run only the first N parametrizations of each test function (0: all)")
     group.addoption("--run-skipped", action="store_true",
                     help="ignore the skip list, to see which listed tests pass by now")
-    group.addoption("--outcomes", default=None, help="write every test's outcome to this JSON file")
+    group.addoption("--outcomes", default=None,
+                    help="write every test's outcome to this JSON file (and, as they arrive, to <name>.partial.jsonl)")
     group.addoption("--ratchet-file", default=None, help="pass-count ratchet file (no check without it)")
     group.addoption("--update-ratchet", action="store_true", help="record this run's pass count in --ratchet-file")
 
@@ -47,14 +48,20 @@ def pytest_collection_modifyitems(config, items):
 
 
 class Tally:
-    def __init__(self):
+    def __init__(self, journal: Path | None = None):
         self.outcomes: dict[str, dict] = {}
+        # A long run (the full file takes hours on the simulator) keeps what it learned when it is
+        # stopped: every outcome is also appended to a JSON-lines journal as it arrives.
+        self.journal = journal.open("w") if journal else None
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or report.outcome != "passed":
             if report.nodeid in self.outcomes and self.outcomes[report.nodeid]["outcome"] != "passed":
                 return  # keep the first non-pass (e.g. a setup error) over a teardown report
             self.outcomes[report.nodeid] = {"outcome": report.outcome, "message": _message(report)}
+            if self.journal:
+                self.journal.write(json.dumps({"test": report.nodeid, **self.outcomes[report.nodeid]}) + "\n")
+                self.journal.flush()
 
     def counts(self):
         return Counter(o["outcome"] for o in self.outcomes.values())
@@ -76,7 +83,9 @@ def _message(report) -> str:
 
 def pytest_configure(config):
     if not hasattr(config, "workerinput"):  # xdist workers report to the controller, which tallies
-        config.pluginmanager.register(Tally(), "triton_metal_upstream_tally")
+        outcomes = config.getoption("--outcomes")
+        journal = Path(outcomes).with_suffix(".partial.jsonl") if outcomes else None
+        config.pluginmanager.register(Tally(journal), "triton_metal_upstream_tally")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
