@@ -173,3 +173,21 @@ def test_atomic_poll_waits_for_another_program(device):
     flag, payload, out = (torch.zeros(1, dtype=torch.int32, device=device) for _ in range(3))
     handoff_kernel[(2,)](flag, payload, out, num_warps=4)
     assert (flag.item(), out.item()) == (1, 42)
+
+
+@triton.jit
+def pairwise_sum_kernel(out_ptr, val_ptr, NUM: tl.constexpr):
+    # Two neighbours add into one element; the atomic's layout differs from the load's, and at
+    # NUM=128 (64 KiB of f32) the conversion between them is larger than threadgroup memory.
+    off = tl.arange(0, NUM)
+    offset = off[:, None] * NUM + off[None, :]
+    tl.atomic_add(out_ptr + offset // 2, tl.load(val_ptr + offset))
+
+
+@pytest.mark.parametrize("num", [64, 128])
+def test_layout_conversion_larger_than_threadgroup_memory_runs_in_rounds(num, device):
+    val = np.random.default_rng(num).standard_normal(num * num).astype(np.float32)
+    out = torch.zeros(num * num // 2, dtype=torch.float32, device=device)
+    compiled = pairwise_sum_kernel[(1,)](out, torch.from_numpy(val).to(device), num, num_warps=1)
+    np.testing.assert_allclose(out.cpu().numpy(), val[0::2] + val[1::2], rtol=1e-6)
+    assert (b"per round" in compiled.asm["msl"]) == (num * num * 4 > 32 * 1024)

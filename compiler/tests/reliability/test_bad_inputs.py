@@ -187,12 +187,26 @@ def test_num_warps_beyond_1024_threads_per_threadgroup(device):
         add_kernel[(1,)](x, y, out, 100, BLOCK=128, num_warps=64)
 
 
+@triton.jit
+def dot_kernel(a_ptr, b_ptr, c_ptr, N: tl.constexpr):
+    i = tl.arange(0, N)
+    tile = i[:, None] * N + i[None, :]
+    tl.store(c_ptr + tile, tl.dot(tl.load(a_ptr + tile), tl.load(b_ptr + tile)))
+
+
 def test_threadgroup_memory_beyond_32_kib(device):
-    x = torch.rand(128, 128).to(device)
-    y = torch.empty(128, 128, device=device)
+    a = torch.rand(128, 128).to(device)
+    c = torch.empty(128, 128, device=device)
     with pytest.raises(ThreadgroupMemoryError, match=re.escape(
             "Required: 65536 bytes, Hardware limit: 32768 bytes. Apple GPUs have 32 KiB of threadgroup memory")):
-        transpose_kernel[(1,)](x, y, N=128)  # the 128x128 fp32 layout conversion goes through 64 KiB
+        dot_kernel[(1,)](a, a, c, N=128)  # one 128x128 fp32 dot operand alone takes 64 KiB
+
+
+def test_layout_conversion_beyond_32_kib_runs_in_rounds(device):
+    x = torch.rand(128, 128)
+    y = torch.empty(128, 128, device=device)
+    transpose_kernel[(1,)](x.to(device), y, N=128)  # the 64 KiB conversion: two rounds of 32 KiB
+    assert torch.equal(y.cpu(), x.T)
 
 
 def test_unsupported_op_is_refused_with_its_source_line(device):

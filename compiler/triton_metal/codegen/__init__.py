@@ -54,11 +54,35 @@ def msl_kernel_name(name: str) -> str:
     return f"triton_{name}" if name in MSL_RESERVED else name
 
 
+def used_values(func) -> set:
+    """Ids of the values some op reads, in the kernel and the functions it calls."""
+    used, seen = set(), set()
+
+    def walk(block):
+        for op in block.ops:
+            used.update(v.id for v in op.operands)
+            for region in op.regions:
+                walk(region)
+            for target, operands in op.successors:
+                used.update(v.id for v in operands)
+                if id(target) not in seen:
+                    seen.add(id(target))
+                    walk(target)
+            if op.callee is not None and id(op.callee) not in seen:
+                seen.add(id(op.callee))
+                for region in op.callee.regions:
+                    walk(region)
+    for region in func.regions:
+        walk(region)
+    return used
+
+
 def generate_msl(mod, options) -> MslKernel:
     func = ModuleReader(mod).read()
     name = msl_kernel_name(mod.get_entry_func_name())
     em = KernelEmitter(name, options)
     em.fresh(name)  # no local may shadow the kernel
+    em.used_values = used_values(func)
     params, arg_kinds, unpack = [], [], []
     args = func.regions[0].args
     # One buffer slot per argument reads best; a kernel with more arguments than Metal has slots

@@ -58,7 +58,8 @@ def _share_old_values(em, result, old: Var):
     """Copies of an element in other threads (or registers) receive the owner's old value."""
     layout = result.layout
     redundant = layout is None or owner_condition(layout) or _redundant_bits(layout.reg_bases)
-    if not redundant:
+    # An atomic whose old values nobody reads (tl.atomic_add(ptr, v) as a statement) shares nothing.
+    if not redundant or result.id not in em.used_values:
         em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
         return em.alias(result, old)
     shape = result.type.shape if layout is not None else (1,)

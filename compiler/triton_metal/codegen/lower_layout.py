@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from triton_metal.codegen.emitter import lowers, paren
 from triton_metal.codegen.layout import bits_expr
+from triton_metal.errors import MAX_THREADGROUP_MEMORY
 
 
 def _register_map(src_layout, dst_layout, project):
@@ -66,11 +67,14 @@ def _linear(shape, coord_exprs) -> str:
 
 
 def _through_threadgroup_memory(em, src, src_value, dst_value, project):
+    numel, size = src_value.type.numel, _sizeof(src.ctype)
+    budget = MAX_THREADGROUP_MEMORY - em.shared_bytes
+    if numel * size > budget:
+        return _through_threadgroup_memory_in_rounds(em, src, src_value, dst_value, project, budget // size)
     src_layout, dst_layout = src_value.layout, dst_value.layout
     shape = src_value.type.shape
     ctype = src.ctype
     ptr = em.fresh("staging")
-    numel = src_value.type.numel
     em.emit(f"threadgroup {ctype}* {ptr} = {em.scratch(ctype, numel * _sizeof(ctype))};")
     em.emit_loop(src.nregs, lambda i: f"{ptr}[{_linear(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))])}] = {src.at(i)};")
     em.barrier()
@@ -82,6 +86,34 @@ def _through_threadgroup_memory(em, src, src_value, dst_value, project):
     var = em.define(dst_value, read)
     em.barrier()
     return var
+
+
+def _through_threadgroup_memory_in_rounds(em, src, src_value, dst_value, project, capacity: int):
+    """A conversion larger than threadgroup memory, a slab of the tensor (row-major) per round, as
+    CUDA's conversions through shared memory repeat: each side moves the elements in the slab."""
+    src_layout, dst_layout = src_value.layout, dst_value.layout
+    shape, ctype = src_value.type.shape, src.ctype
+    slab = 1 << (capacity.bit_length() - 1)  # a power of two, so a round is a shift of the index
+    rounds = -(-src_value.type.numel // slab)
+    ptr = em.fresh("staging")
+    em.emit(f"threadgroup {ctype}* {ptr} = {em.scratch(ctype, slab * _sizeof(ctype))};")
+    var = em.declare_array(dst_value)
+    # `at` wraps around (unsigned) below the slab, so one comparison tells whether it is in this round.
+    em.emit(f"for (uint round = 0; round < {rounds}; ++round) {{  // {slab} of {src_value.type.numel} elements per round")
+    em.depth += 1
+    em.emit_loop(src.nregs, lambda i: f"{{ uint at = uint({_linear(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))])}) - round * {slab}; "
+                 f"if (at < {slab}) {ptr}[at] = {src.at(i)}; }}")
+    em.barrier()
+
+    def read(i):
+        src_coord = project_exprs(project, [em.coord_expr(dst_layout, d, i) for d in range(dst_layout.rank)], len(shape))
+        return (f"{{ uint at = uint({_linear(shape, src_coord)}) - round * {slab}; "
+                f"if (at < {slab}) {var.name}[{i}] = {ptr}[at]; }}")
+    em.emit_loop(var.nregs, read)
+    em.barrier()
+    em.depth -= 1
+    em.emit("}")
+    return em.alias(dst_value, var)
 
 
 def project_exprs(project, coord_exprs, src_rank):
