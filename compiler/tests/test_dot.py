@@ -89,9 +89,10 @@ def test_shape_without_8x8_tiles_takes_the_fma_path(device, rng):
     torch.testing.assert_close(c.cpu(), a @ b, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("precision", ["ieee", "tf32", "tf32x3"])
-def test_tf32_precisions_compute_ieee_f32(precision, device, rng):
-    # Apple GPUs have no TF32: every precision gives full f32 products (TF32 would be ~1e-3 off).
+@pytest.mark.parametrize("precision", ["ieee", "tf32", "tf32x3", "bf16x3", "bf16x6"])
+def test_reduced_precisions_compute_ieee_f32(precision, device, rng):
+    # Apple GPUs have no TF32: every precision gives full f32 products (TF32 would be ~1e-3 off, the
+    # bf16x3 and bf16x6 emulations a little).
     a, b = _inputs(rng, (32, 64), (64, 32), torch.float32)
     c, _ = matmul(a.to(device), b.to(device), torch.float32, precision=precision)
     torch.testing.assert_close(c.cpu(), (a.double() @ b.double()).float(), rtol=1e-5, atol=1e-5)

@@ -15,7 +15,8 @@ buffer the operand was loaded from when there is one, else a copy staged in the 
   thread computes its accumulator registers with a K loop of fused multiply-adds.
 
 Precision: Apple GPUs have no TF32, so `input_precision` "tf32" and "tf32x3" compute the same
-IEEE f32 products as "ieee". `max_num_imprecise_acc` is an allowance to accumulate (fp8) in
+IEEE f32 products as "ieee", and so do "bf16x3" / "bf16x6" (f32 emulated with 3 or 6 bf16 products
+elsewhere; here the f32 products themselves, at least as precise). `max_num_imprecise_acc` is an allowance to accumulate (fp8) in
 lower precision; we always accumulate at full precision of the accumulator type.
 """
 from __future__ import annotations
