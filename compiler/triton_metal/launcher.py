@@ -16,7 +16,7 @@ from triton_metal.diagnostics import LaunchDiagnostics
 
 # struct formats of scalar arguments, by Triton type name.
 SCALAR_FORMATS = {
-    "i1": "<?", "i8": "<b", "u8": "<B", "i16": "<h", "u16": "<H", "i32": "<i", "u32": "<I",
+    "i1": "<?", "u1": "<?", "i8": "<b", "u8": "<B", "i16": "<h", "u16": "<H", "i32": "<i", "u32": "<I",
     "i64": "<q", "u64": "<Q", "fp16": "<e", "fp32": "<f",
 }
 

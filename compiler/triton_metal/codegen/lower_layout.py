@@ -66,10 +66,13 @@ def _linear(shape, coord_exprs) -> str:
     return " + ".join(reversed(terms)) or "0"
 
 
+MIN_ROUND_BYTES = 1024  # a conversion in rounds needs at least this much threadgroup memory left
+
+
 def _through_threadgroup_memory(em, src, src_value, dst_value, project):
     numel, size = src_value.type.numel, _sizeof(src.ctype)
     budget = MAX_THREADGROUP_MEMORY - em.shared_bytes
-    if numel * size > budget:
+    if numel * size > budget >= MIN_ROUND_BYTES:  # (with less room left, the error below names the total)
         return _through_threadgroup_memory_in_rounds(em, src, src_value, dst_value, project, budget // size)
     src_layout, dst_layout = src_value.layout, dst_value.layout
     shape = src_value.type.shape
