@@ -1,12 +1,13 @@
 """The one list of upstream test_core.py tests we skip, each with its reason.
 
-Keys are reasons; values are patterns over the test name with its parameters, where only ``*``
-is a wildcard and ``**`` a literal star (brackets are literal), e.g. ``test_bin_op[*float64*]``. The reasons: Apple limits
-(fp64, fp8, 8/16/64-bit atomics, no scaled-matrix instructions for tl.dot_scaled), tiles that do not fit Apple's 32 KiB of threadgroup memory as we
-lower tl.dot, one accuracy gap of ours (serial bfloat16 scans), CUDA-only tests, tests of a compiler
-stage we do not have (LLVM IR), one simulator-only case and one upstream test bug. The entries are
-the tests that failed for that reason when the whole file was run on the simulator (in parts; see
-README). ``--run-skipped`` runs them anyway, to find entries that can go.
+Keys are reasons; values are patterns over the test name with its parameters, where only ``*`` is
+a wildcard and ``**`` a literal star (brackets are literal), e.g. ``test_bin_op[*float64*]``. The
+reasons: Apple limits (fp64, fp8, 8/16/64-bit atomics, no scaled-matrix instructions for
+tl.dot_scaled), tl.dot tiles that do not fit Apple's 32 KiB of threadgroup memory as we lower them,
+CUDA-only tests, tests of a compiler stage we do not have (LLVM IR), one simulator-only case and
+one upstream test bug. The entries are the tests that failed for that reason when the whole file
+was run on the simulator (in parts; see README). ``--run-skipped`` runs them anyway, to find
+entries that can go.
 """
 from __future__ import annotations
 
@@ -1647,64 +1648,6 @@ SKIPS: dict[str, list[str]] = {
         'test_dot_multidim[True-True-6]',
         'test_gather[src_shape2-indices_shape2-0]',
         'test_gather[src_shape3-indices_shape3-0]',
-    ],
-    "accuracy (ours): scans run serially within a program, so bfloat16 cumsum/cumprod round once per element in sequence (a GPU tree scan rounds log2(n) times) and drift past the test's rtol=1e-2 against float32 numpy": [
-        'test_dot3d[1-1-64-64-64-32-32-float16-float16]',
-        'test_dot3d[1-16-64-64-64-32-32-float16-float16]',
-        'test_dot3d[1-2-64-64-64-32-32-float16-float16]',
-        'test_dot3d[1-4-64-64-64-32-32-float16-float16]',
-        'test_dot3d[1-8-64-64-64-32-32-float16-float16]',
-        'test_dot3d[2-1-64-64-64-32-32-float16-float16]',
-        'test_dot3d[2-16-64-64-64-32-32-float16-float16]',
-        'test_dot3d[2-2-64-64-64-32-32-float16-float16]',
-        'test_dot3d[2-4-64-64-64-32-32-float16-float16]',
-        'test_dot3d[2-8-64-64-64-32-32-float16-float16]',
-        'test_scan2d[cumprod-bfloat16-shape451-0-True-4]',
-        'test_scan2d[cumprod-bfloat16-shape955-0-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape336-1-True-4]',
-        'test_scan2d[cumsum-bfloat16-shape342-1-True-4]',
-        'test_scan2d[cumsum-bfloat16-shape348-1-True-4]',
-        'test_scan2d[cumsum-bfloat16-shape354-1-True-4]',
-        'test_scan2d[cumsum-bfloat16-shape366-1-True-4]',
-        'test_scan2d[cumsum-bfloat16-shape372-1-True-4]',
-        'test_scan2d[cumsum-bfloat16-shape378-1-False-4]',
-        'test_scan2d[cumsum-bfloat16-shape384-1-False-4]',
-        'test_scan2d[cumsum-bfloat16-shape390-1-False-4]',
-        'test_scan2d[cumsum-bfloat16-shape396-1-False-4]',
-        'test_scan2d[cumsum-bfloat16-shape408-1-False-4]',
-        'test_scan2d[cumsum-bfloat16-shape414-1-False-4]',
-        'test_scan2d[cumsum-bfloat16-shape420-0-True-4]',
-        'test_scan2d[cumsum-bfloat16-shape426-0-True-4]',
-        'test_scan2d[cumsum-bfloat16-shape432-0-True-4]',
-        'test_scan2d[cumsum-bfloat16-shape444-0-True-4]',
-        'test_scan2d[cumsum-bfloat16-shape450-0-True-4]',
-        'test_scan2d[cumsum-bfloat16-shape462-0-False-4]',
-        'test_scan2d[cumsum-bfloat16-shape468-0-False-4]',
-        'test_scan2d[cumsum-bfloat16-shape474-0-False-4]',
-        'test_scan2d[cumsum-bfloat16-shape486-0-False-4]',
-        'test_scan2d[cumsum-bfloat16-shape492-0-False-4]',
-        'test_scan2d[cumsum-bfloat16-shape840-1-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape846-1-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape852-1-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape858-1-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape870-1-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape876-1-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape882-1-False-16]',
-        'test_scan2d[cumsum-bfloat16-shape888-1-False-16]',
-        'test_scan2d[cumsum-bfloat16-shape894-1-False-16]',
-        'test_scan2d[cumsum-bfloat16-shape900-1-False-16]',
-        'test_scan2d[cumsum-bfloat16-shape912-1-False-16]',
-        'test_scan2d[cumsum-bfloat16-shape918-1-False-16]',
-        'test_scan2d[cumsum-bfloat16-shape924-0-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape930-0-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape936-0-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape948-0-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape954-0-True-16]',
-        'test_scan2d[cumsum-bfloat16-shape966-0-False-16]',
-        'test_scan2d[cumsum-bfloat16-shape972-0-False-16]',
-        'test_scan2d[cumsum-bfloat16-shape978-0-False-16]',
-        'test_scan2d[cumsum-bfloat16-shape990-0-False-16]',
-        'test_scan2d[cumsum-bfloat16-shape996-0-False-16]',
     ],
     "upstream test bug at this commit: the kernel indexes a scalar pointer (z_ptr[None, None, :]), which Triton's frontend rejects before any backend runs": [
         'test_reduce[1-max-float32-shape152-None-True]',

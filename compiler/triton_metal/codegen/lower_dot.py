@@ -157,12 +157,15 @@ def _lower_fma(em, op):
     batch, m, nn = names[:-2], names[-2], names[-1]
     acc = em.fresh("dot_acc")
     k = em.fresh("dot_k")
-    em.emit(f"{acc_ctype} {acc} = {cvar.at('i')};")
-    x = f"{acc_ctype}({abuf.element([*batch, m, k])})"
-    y = f"{acc_ctype}({bbuf.element([*batch, k, nn])})"
+    # A half / bfloat accumulator is carried in float over the K loop and rounded once, as matrix
+    # units do inside one instruction: rounding after every k step drifts on long K.
+    sum_ctype = "float" if acc_ctype in ("half", "bfloat") else acc_ctype
+    em.emit(f"{sum_ctype} {acc} = {cvar.at('i')};")
+    x = f"{sum_ctype}({abuf.element([*batch, m, k])})"
+    y = f"{sum_ctype}({bbuf.element([*batch, k, nn])})"
     step = f"{acc} = fma({x}, {y}, {acc});" if d.type.is_float else f"{acc} += {x} * {y};"
     em.emit(f"for (int {k} = 0; {k} < {k_size}; ++{k}) {step}")
-    em.emit(f"{out.name}[i] = {acc};")
+    em.emit(f"{out.name}[i] = {acc_ctype}({acc});" if sum_ctype != acc_ctype else f"{out.name}[i] = {acc};")
     em.depth -= 1
     em.emit("}")
     em.alias(d, out)

@@ -4,12 +4,26 @@ The block goes through threadgroup memory: every thread writes its elements, the
 along the axis is scanned serially by one thread (lines are dealt out round-robin), and every
 thread reads its elements back. Correct for any layout, combine function and tuple of operands;
 a tree scan over simd lanes would be faster on wide axes.
+
+A serial scan rounds once per element, where a GPU's tree scan rounds log2(n) times: so a half or
+bfloat cumsum / cumprod (one operand, a combine that is a single addf / mulf) carries its running
+value in float and rounds each output once, which keeps it within the tolerance such scans get.
 """
 from __future__ import annotations
 
 from triton_metal.codegen.emitter import lowers
 from triton_metal.codegen.lower_layout import _linear, _sizeof
 from triton_metal.codegen.lower_reduce import emit_combine_function
+
+WIDENED = {"arith.addf": "+", "arith.mulf": "*"}  # combine ops a 16-bit float scan runs in float
+
+
+def _widened_operator(op, srcs):
+    """`+` or `*` when the scan is a half/bfloat cumsum or cumprod, else None."""
+    body = [o.name for o in op.regions[0].ops[:-1]]
+    if len(srcs) == 1 and srcs[0].ctype in ("half", "bfloat") and len(body) == 1 and body[0] in WIDENED:
+        return WIDENED[body[0]]
+    return None
 
 
 @lowers("tt.scan")
@@ -51,17 +65,23 @@ def lower_scan(em, op):
     outer = f"line / {inner} * {n * inner} + line % {inner}" if inner > 1 else f"line * {n}"
     em.emit(f"uint base = {outer};")
     first = f"base + {(n - 1) * inner}" if reverse else "base"
+    widened = _widened_operator(op, srcs)
     accs = []
     for name, ctype, _ in buffers:
         acc = em.fresh(f"{name}_acc")
-        em.emit(f"{ctype} {acc} = {name}[{first}];")
+        em.emit(f"float {acc} = float({name}[{first}]);" if widened else f"{ctype} {acc} = {name}[{first}];")
         accs.append(acc)
     step = f"{n - 1} - j" if reverse else "j"
     em.emit(f"for (uint j = 1; j < {n}; ++j) {{")
     em.emit(f"    uint at = base + ({step}) * {inner};" if inner > 1 else f"    uint at = base + {step};")
-    em.emit(f"    {combine}({', '.join(accs + [f'{name}[at]' for name, _, _ in buffers])});")
-    for acc, (name, _, _) in zip(accs, buffers):
-        em.emit(f"    {name}[at] = {acc};")
+    if widened:
+        (name, ctype, _), acc = buffers[0], accs[0]
+        em.emit(f"    {acc} = {acc} {widened} float({name}[at]);")
+        em.emit(f"    {name}[at] = {ctype}({acc});")
+    else:
+        em.emit(f"    {combine}({', '.join(accs + [f'{name}[at]' for name, _, _ in buffers])});")
+        for acc, (name, _, _) in zip(accs, buffers):
+            em.emit(f"    {name}[at] = {acc};")
     em.emit("}")
     em.depth -= 1
     em.emit("}")
