@@ -66,7 +66,12 @@ SEMANTICS = """\
   as `memory_order_relaxed` and every `scope` as device scope, so atomics are atomic but do not
   order *other* memory accesses across threadgroups. Other element types are refused.
 - **Scans** (`tl.cumsum`, `tl.cumprod`, `tl.associative_scan`) go through threadgroup memory and
-  scan each line serially: correct for any axis, layout and combine function, not yet fast.
+  scan each line serially: correct for any axis, layout and combine function, not yet fast. A half
+  or bfloat cumsum / cumprod carries its running value in float and rounds each output once (a
+  serial loop rounding every step drifts past 1% on long lines); so does the FMA path of `tl.dot`
+  with a half accumulator over K.
+- **Layout conversions** go through threadgroup memory; one larger than what is left of the
+  32 KiB runs in rounds, a power-of-two slab of the tensor per round.
 - **`tl.cat(..., can_reorder=True)`** and **`x.view(...)`** keep row-major order.
 - **`tl.sort`**, **`tl.flip`**, **`tl.interleave`** are Triton library code over the shape ops and run as such;
   `tl.gather` and `tl.histogram` stage their input in threadgroup memory (input size <= 32 KiB).
