@@ -10,6 +10,7 @@ from __future__ import annotations
 import keyword
 import linecache
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from triton_metal.codegen.layout import LinearLayout, bits_expr
@@ -111,6 +112,17 @@ class KernelEmitter:
 
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.depth + line)
+
+    @contextmanager
+    def lines_apart(self, depth: int):
+        """Emit into a list of lines of its own at `depth` (a helper function's body, a branch
+        taken out to be placed later); yields the list, and restores the output afterwards."""
+        saved = self.lines, self.depth
+        self.lines, self.depth = [], depth
+        try:
+            yield self.lines
+        finally:
+            self.lines, self.depth = saved
 
     def source_comment(self, op) -> None:
         """A comment with the kernel source line of `op`: memory accesses are what users trace."""

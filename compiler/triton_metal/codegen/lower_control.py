@@ -199,16 +199,9 @@ class _StructuredEmitter:
 
     def capture(self, fn) -> list:
         """The lines `fn` emits one level deeper, taken out of the output."""
-        em = self.em
-        saved = em.lines
-        em.lines = []
-        em.depth += 1
-        try:
+        with self.em.lines_apart(self.em.depth + 1) as lines:
             fn()
-            return em.lines
-        finally:
-            em.depth -= 1
-            em.lines = saved
+        return lines
 
     def nested(self, header: str, fn) -> None:
         lines = self.capture(fn)

@@ -19,8 +19,6 @@ def lower_map_elementwise(em, op):
     name = em.fresh(f"{hint}_fn")
     n_out = len(op.results)
 
-    saved = em.lines, em.depth, em.vars.copy()
-    em.lines, em.depth = [], 1
     params = []
     for j, arg in enumerate(entry.args):
         pname = f"x{j}"
@@ -30,11 +28,10 @@ def lower_map_elementwise(em, op):
     params += [f"thread {em.ctype(op.results[k // pack])}& {o}" for k, o in enumerate(outs)]
     em.map_outputs = getattr(em, "map_outputs", []) + [outs]
     try:
-        lower_body(em, entry)
+        with em.lines_apart(1) as body:
+            lower_body(em, entry)
     finally:
         em.map_outputs.pop()
-    body = em.lines
-    em.lines, em.depth, em.vars = saved
     em.helpers.append("\n".join([f"// the function tl.map_elementwise applies at {op.location}",
                                  f"inline void {name}({', '.join(params)}) {{", *body, "}"]))
 

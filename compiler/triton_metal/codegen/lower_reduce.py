@@ -37,23 +37,30 @@ SIMD_REDUCTION_TYPES = {"float", "half", "int", "uint"}
 UNSIGNED_OPS = {"arith.maxui", "arith.minui"}  # i32 is `int` in MSL: compare as uint
 
 
-def simd_reduction(em, op):
-    """MSL template (``{x}`` = the value) of the simd_* reduction equivalent to `op`'s combine
-    region, or None when there is none."""
+def single_combine_op(op) -> str | None:
+    """The name of the one op that is all of the combine region of a single-operand tt.reduce /
+    tt.scan (``acc op x``, e.g. arith.addf for tl.sum / tl.cumsum), else None."""
     if len(op.operands) != 1:
         return None
     block = op.regions[0]
     if len(block.ops) != 2:
         return None
     inner, terminator = block.ops
-    fn = SIMD_REDUCTIONS.get(inner.name)
-    if fn is None or em.ctype(op.operands[0]) not in SIMD_REDUCTION_TYPES:
-        return None
     if sorted(v.id for v in inner.operands) != sorted(a.id for a in block.args):
         return None
     if [v.id for v in terminator.operands] != [inner.results[0].id]:
         return None
-    if inner.name in UNSIGNED_OPS and em.ctype(op.operands[0]) == "int":
+    return inner.name
+
+
+def simd_reduction(em, op):
+    """MSL template (``{x}`` = the value) of the simd_* reduction equivalent to `op`'s combine
+    region, or None when there is none."""
+    name = single_combine_op(op)
+    fn = SIMD_REDUCTIONS.get(name)
+    if fn is None or em.ctype(op.operands[0]) not in SIMD_REDUCTION_TYPES:
+        return None
+    if name in UNSIGNED_OPS and em.ctype(op.operands[0]) == "int":
         return f"int({fn}(uint({{x}})))"
     return f"{fn}({{x}})"
 
@@ -63,26 +70,23 @@ def emit_combine_function(em, op, hint: str) -> str:
     block = op.regions[0]
     k = len(op.operands)
     name = em.fresh(f"{hint}_combine")
-    saved = em.lines, em.depth
-    em.lines, em.depth = [], 1
     params = []
-    for j, arg in enumerate(block.args):
-        ctype = em.ctype(arg)
-        pname = f"acc{j}" if j < k else f"x{j - k}"
-        params.append(f"thread {ctype}& {pname}" if j < k else f"{ctype} {pname}")
-        em.vars[arg.id] = Var(pname, ctype)
-    terminator = block.ops[-1]
-    for inner in block.ops[:-1]:
-        em.lower_op(inner)
-    results = [em.var(v) for v in terminator.operands]
-    temps = []
-    for res in results:  # all results first: an accumulator may be an operand of a later result
-        temps.append(em.fresh("combined"))
-        em.emit(f"{res.ctype} {temps[-1]} = {res.name};")
-    for j, t in enumerate(temps):
-        em.emit(f"acc{j} = {t};")
-    body = em.lines
-    em.lines, em.depth = saved
+    with em.lines_apart(1) as body:
+        for j, arg in enumerate(block.args):
+            ctype = em.ctype(arg)
+            pname = f"acc{j}" if j < k else f"x{j - k}"
+            params.append(f"thread {ctype}& {pname}" if j < k else f"{ctype} {pname}")
+            em.vars[arg.id] = Var(pname, ctype)
+        terminator = block.ops[-1]
+        for inner in block.ops[:-1]:
+            em.lower_op(inner)
+        results = [em.var(v) for v in terminator.operands]
+        temps = []
+        for res in results:  # all results first: an accumulator may be an operand of a later result
+            temps.append(em.fresh("combined"))
+            em.emit(f"{res.ctype} {temps[-1]} = {res.name};")
+        for j, t in enumerate(temps):
+            em.emit(f"acc{j} = {t};")
     header = f"// combine function of tt.reduce at {op.location}" if op.location else ""
     em.helpers.append("\n".join(([header] if header else []) + [f"inline void {name}({', '.join(params)}) {{"] +
                                 body + ["}"]))

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from triton_metal.codegen.emitter import lowers
 from triton_metal.codegen.lower_layout import _linear, _sizeof
-from triton_metal.codegen.lower_reduce import emit_combine_function
+from triton_metal.codegen.lower_reduce import emit_combine_function, single_combine_op
 
 WIDENED = {"arith.addf": "+", "arith.mulf": "*"}  # combine ops a 16-bit float scan runs in float
 
 
 def _widened_operator(op, srcs):
     """`+` or `*` when the scan is a half/bfloat cumsum or cumprod, else None."""
-    body = [o.name for o in op.regions[0].ops[:-1]]
-    if len(srcs) == 1 and srcs[0].ctype in ("half", "bfloat") and len(body) == 1 and body[0] in WIDENED:
-        return WIDENED[body[0]]
-    return None
+    if srcs[0].ctype not in ("half", "bfloat"):
+        return None
+    return WIDENED.get(single_combine_op(op))
 
 
 @lowers("tt.scan")
