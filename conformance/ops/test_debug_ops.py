@@ -20,6 +20,18 @@ from triton_metal.diagnostics import RECORDS_ENV, DeviceAssertionError
 from triton_metal.errors import MetalError
 
 
+@pytest.fixture(autouse=True, scope="module")
+def fresh_triton_cache(tmp_path_factory):
+    """Compile this module's kernels into an empty Triton cache.
+
+    Triton keys its cache by kernel source, not file path, so a cache filled from another checkout
+    of this file would name that checkout's path in the assertion messages these tests compare.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRITON_CACHE_DIR", str(tmp_path_factory.mktemp("triton-cache")))
+        yield
+
+
 def printed(capfd) -> list:
     return capfd.readouterr().out.splitlines()
 
@@ -331,8 +343,7 @@ def checked_kernel(x_ptr, N: tl.constexpr):
     tl.device_assert(x < 3, "x must stay below 3")
 
 
-# Run in a fresh process from this file (Triton's cache keys kernels by source, not path: the
-# file:line in the message is that of the first compile, so the kernel lives at a fixed path).
+# Run in a fresh process from this file (it inherits the module's empty TRITON_CACHE_DIR).
 SCRIPT = """
 import sys, torch, triton
 sys.path.insert(0, sys.argv[1])
