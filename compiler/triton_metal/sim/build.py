@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from triton_metal.sim import msl_prepass, trampoline
+from triton_metal.sim import msl_prepass, phase_split, trampoline
 from triton_metal.sim.errors import SimCompileError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -76,6 +76,15 @@ def _runtime_flags() -> list:
     return flags
 
 
+PHASES_ENV = "TRITON_METAL_SIM_PHASES"
+
+
+def phases_enabled() -> bool:
+    """Kernels whose collectives are all at the top level run in phases unless TRITON_METAL_SIM_PHASES=0
+    (then every kernel runs on fibers: for comparing the two, or ruling the splitter out)."""
+    return os.environ.get(PHASES_ENV, "1").strip() not in ("0", "false", "no", "off")
+
+
 def _compiler_identity(cxx: list) -> str:
     """Path, size and mtime of the compiler binary: cheaper than running `g++ --version`."""
     exe = shutil.which(cxx[0])
@@ -92,7 +101,7 @@ def _compiler_identity(cxx: list) -> str:
 def _sources_digest() -> str:
     """Everything besides the MSL that a kernel library depends on."""
     h = hashlib.sha256()
-    files = sorted(INCLUDE_DIR.iterdir()) + [PACKAGE_DIR / n for n in ("msl_prepass.py", "trampoline.py", "build.py")]
+    files = sorted(INCLUDE_DIR.iterdir()) + [PACKAGE_DIR / n for n in ("msl_prepass.py", "phase_split.py", "trampoline.py", "build.py")]
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
@@ -182,6 +191,7 @@ class BuiltKernel:
     library: Path      # the kernel's shared library
     metal_path: Path   # the MSL as given (g++ messages refer to its lines)
     prepass: msl_prepass.PrepassResult
+    phases: int = 0    # > 0: the kernel runs phase by phase, without fibers (phase_split.py)
 
 
 def build(msl: str, kernel_name: str, instrument: bool = False) -> BuiltKernel:
@@ -189,7 +199,8 @@ def build(msl: str, kernel_name: str, instrument: bool = False) -> BuiltKernel:
     for strict mode and traffic counters (checked device and threadgroup pointers)."""
     cxx = compiler()
     cmd = [*cxx, *_flags(), *KERNEL_FLAGS, *(_instrument_flags() if instrument else [])]
-    key = _key(msl, kernel_name, _sources_digest(), " ".join(cmd), _compiler_identity(cxx))
+    use_phases = not instrument and phases_enabled()
+    key = _key(msl, kernel_name, _sources_digest(), " ".join(cmd), _compiler_identity(cxx), f"phases={use_phases}")
     root = cache_dir()
     metal_path = root / f"{key}.metal"
     library = root / f"{key}.so"
@@ -199,18 +210,20 @@ def build(msl: str, kernel_name: str, instrument: bool = False) -> BuiltKernel:
         pre = msl_prepass.rewrite(msl, kernel_name, instrument)
     except msl_prepass.PrepassError as e:
         raise SimCompileError(f"{metal_path}:{e.line}: error: {e}", metal_path=str(metal_path)) from None
+    phased = phase_split.split(pre.text, kernel_name) if use_phases else None
     with _lock(key):
         if not _sealed(library):
             cpp_path = root / f"{key}.cpp"
+            text = phased.text if phased else pre.text
             _write_atomic(cpp_path, "".join([
                 "#include <metal_stdlib>\n",
                 f'#line 1 "{metal_path}"\n',
-                pre.text if pre.text.endswith("\n") else pre.text + "\n",
+                text if text.endswith("\n") else text + "\n",
                 f'#line 1 "{key}-trampoline.cpp (generated)"\n',
-                trampoline.generate(kernel_name, pre.params, pre.n_static_decls),
+                trampoline.generate(kernel_name, pre.params, pre.n_static_decls, phased),
             ]))
             proc = _compile(cmd, cpp_path, library)
             if proc.returncode != 0:
                 raise SimCompileError(f"g++ could not compile kernel '{kernel_name}' ({metal_path}):",
                                       proc.stderr, str(metal_path))
-    return BuiltKernel(kernel_name, library, metal_path, pre)
+    return BuiltKernel(kernel_name, library, metal_path, pre, phased.phases if phased else 0)

@@ -45,7 +45,7 @@ def _load_runtime() -> None:
 
 def build_kernel(msl_source: str, kernel_name: str) -> SimKernel:
     """Compile (or fetch from the cache) kernel ``kernel_name`` of ``msl_source``."""
-    memo = (str(_build.cache_dir()), kernel_name, msl_source)
+    memo = (str(_build.cache_dir()), kernel_name, msl_source, _build.phases_enabled())
     kernel = _kernels.get(memo)
     if kernel is None:
         _load_runtime()
@@ -151,6 +151,7 @@ class SimKernel:
         self.metal_path = str(built.metal_path)
         self.library_path = str(built.library)
         self.max_threads = built.prepass.max_threads
+        self.phases = built.phases  # > 0: runs phase by phase without fibers (phase_split.py)
         self._lib, self._fn = self._load(built)
         self._buffers = {p.index: p for p in self.params if p.kind == "buffer"}
         self._threadgroup = {p.index: p for p in self.params if p.kind == "threadgroup"}

@@ -5,6 +5,9 @@
 // kernel return, so barriers and simd operations are exact. Fibers are started lazily: when a
 // thread returns, its fiber runs the next thread that has not started yet, so a kernel without
 // collectives costs one function call per thread and one fiber per threadgroup.
+// Kernels whose barriers and collectives all sit at the top level of the body are split into
+// phases at build time (phase_split.py) and run without fibers: every thread runs phase 0, then
+// every thread phase 1, and so on (run_phases).
 // Threadgroups are spread over OS worker threads through an atomic counter. Built once into a
 // shared library (see build.py) that kernel libraries call through tm_sim_abi.h.
 #include "tm_sim_abi.h"
@@ -236,6 +239,15 @@ struct Worker {
     char err[1024] = {};
     sigjmp_buf jmp;
 
+    // Kernels split into phases (tm_launch.n_phases > 0): no fibers; every thread runs phase p,
+    // then every thread phase p + 1. A collective's values are deposited during the phase before
+    // it, into the snapshot set of the phase that reads them (two sets, alternating).
+    bool phased = false;
+    uint32_t phase = 0;
+    unsigned char* locals = nullptr;  // each thread's struct of locals, 64-byte aligned
+    size_t locals_bytes = 0;
+    tm_simd_snapshot phase_snap[2][kMaxThreads / kWidth];
+
     Ctx main;
     Ctx ctx[kMaxThreads];         // by fiber (= stack index)
     int16_t fiber_of[kMaxThreads];  // by thread: its fiber, or -1 if it has not started
@@ -303,6 +315,7 @@ void release_worker(Worker* w) {
 // ---------------------------------------------------------------------------------------------
 [[noreturn]] void fail_now(Worker* w) {
     w->failed = true;
+    if (w->phased) siglongjmp(w->jmp, 1);  // no fibers: back to run_worker like a fault
     ctx_switch(&w->ctx[w->fiber_of[w->cur]], &w->main);  // the threadgroup is abandoned
     __builtin_unreachable();
 }
@@ -447,6 +460,35 @@ void init_threadgroup(Worker* w, uint64_t idx) {
     }
     w->tg_used = w->tg_params_end;
     std::fill(w->decls.begin(), w->decls.end(), nullptr);
+}
+
+// Runs the threadgroup of a phased kernel: phase by phase, each for every thread in schedule order.
+void run_phases(Worker* w) {
+    const tm_launch* L = w->L;
+    const uint32_t n = w->n;
+    const size_t stride = (size_t(L->locals_size) + 63) & ~size_t(63);
+    if (w->locals_bytes < stride * n) {
+        std::free(w->locals);
+        w->locals_bytes = stride * n;
+        w->locals = static_cast<unsigned char*>(std::aligned_alloc(64, w->locals_bytes));
+        if (w->locals == nullptr) {
+            w->locals_bytes = 0;
+            fail(w, "out of memory: cannot allocate the locals of a threadgroup's threads");
+        }
+    }
+    for (uint32_t p = 0; p < L->n_phases; ++p) {
+        w->phase = p;
+        tm_simd_snapshot* next = w->phase_snap[(p + 1) & 1];  // deposits of this phase go there
+        for (uint32_t k = 0; k * kWidth < n; ++k) {
+            next[k].mask = w->sg[k].size == 32 ? ~0u : (1u << w->sg[k].size) - 1u;
+            next[k].cached = 0;
+        }
+        for (uint32_t i = 0; i < n; ++i) {
+            const uint32_t t = w->reverse ? n - 1 - i : i;
+            w->cur = t;
+            L->phase_entry(L, w->g, t, w->tg_params, w->locals + stride * t, p);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -766,6 +808,7 @@ void run_worker(Shared* sh) {
     w->L = L;
     w->n = L->tg[0] * L->tg[1] * L->tg[2];
     w->reverse = (L->flags & TM_LAUNCH_REVERSE) != 0;
+    w->phased = L->n_phases > 0;
     if (w->stack_bytes != L->stack_bytes) {
         free_stacks(w);
         w->stack_bytes = L->stack_bytes;
@@ -802,6 +845,12 @@ void run_worker(Shared* sh) {
             const uint64_t idx = sh->next.fetch_add(1, std::memory_order_relaxed);
             if (idx >= sh->total) break;
             init_threadgroup(w, idx);
+            if (w->phased) {
+                w->in_threadgroup = true;
+                run_phases(w);
+                w->in_threadgroup = false;
+                continue;
+            }
             if (w->stacks.empty() && !map_stack(w)) {  // start_fiber can then not fail
                 sh->set_error("out of memory: cannot map the stack of a simulated thread");
                 break;
@@ -862,6 +911,7 @@ extern "C" [[noreturn]] void tm_fiber_main() {
 
 TM_API void tm_rt_barrier(uint32_t line) {
     Worker* w = tls_worker;
+    if (w->phased) fail(w, "internal error: threadgroup_barrier at MSL line %u of a kernel split into phases", line);
     const uint32_t t = w->cur;
     w->state[t] = kWaitBarrier;
     w->site[t] = line;
@@ -892,6 +942,10 @@ TM_API void tm_rt_barrier(uint32_t line) {
 TM_API tm_simd_snapshot* tm_rt_simd_exchange(const void* value16, uint64_t site, uint32_t* lane) {
     Worker* w = tls_worker;
     const uint32_t t = w->cur;
+    if (w->phased) {  // every lane deposited its value in the previous phase
+        *lane = t % kWidth;
+        return &w->phase_snap[w->phase & 1][t / kWidth];
+    }
     std::memcpy(w->val[t], value16, 16);
     w->site[t] = site;
     w->state[t] = kWaitSimd;
@@ -901,6 +955,12 @@ TM_API tm_simd_snapshot* tm_rt_simd_exchange(const void* value16, uint64_t site,
     if (w->state[t] != kRunning) schedule(w);
     *lane = t % kWidth;
     return &s.snap;
+}
+
+TM_API void tm_rt_simd_deposit(const void* value16) {
+    Worker* w = tls_worker;
+    const uint32_t t = w->cur;
+    std::memcpy(w->phase_snap[(w->phase + 1) & 1][t / kWidth].v[t % kWidth], value16, 16);
 }
 
 TM_API void* tm_rt_tg_alloc(uint32_t id, size_t size, size_t align) {

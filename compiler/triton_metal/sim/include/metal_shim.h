@@ -750,6 +750,12 @@ template <class T> inline tm_simd_snapshot* enter(const T& x, op o, uint32_t lin
     TM_KEEP_SITE(s = tm_rt_simd_exchange(buf, (uint64_t(o) << 32) | line, lane));
     return s;
 }
+// A kernel split into phases deposits a collective's value at the end of the phase before it.
+template <class T> inline void deposit(const T& x) {
+    alignas(16) unsigned char buf[16] = {};
+    __builtin_memcpy(buf, &x, sizeof(T));
+    tm_rt_simd_deposit(buf);
+}
 template <class T> inline T get(const unsigned char* p) {
     T v;
     __builtin_memcpy(&v, p, sizeof(T));

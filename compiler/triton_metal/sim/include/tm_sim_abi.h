@@ -40,6 +40,12 @@ typedef struct tm_launch tm_launch;
 typedef void (*tm_entry_fn)(const tm_launch* launch, const uint32_t* tg_pos, uint32_t tid,
                             void* const* tg_params);
 
+// Runs one phase of one simulated thread of a kernel split into phases (phase_split.py): the
+// runtime runs phase p for every thread before phase p + 1; `locals` is the thread's struct of
+// locals that live across phases.
+typedef void (*tm_phase_fn)(const tm_launch* launch, const uint32_t* tg_pos, uint32_t tid,
+                            void* const* tg_params, void* locals, uint32_t phase);
+
 struct tm_launch {
     uint32_t grid[3];              // threadgroups per grid
     uint32_t tg[3];                // threads per threadgroup
@@ -55,6 +61,10 @@ struct tm_launch {
     uint32_t n_buffers;            // entries in buffer_sizes
     const uint64_t* buffer_sizes;  // bytes by [[buffer(i)]] slot, 0 = unknown (not checked)
     struct tm_stats* stats;        // filled when TM_LAUNCH_COUNT
+    // Kernels split into phases (n_phases > 0; then `entry` is null):
+    tm_phase_fn phase_entry;
+    uint32_t n_phases;
+    uint32_t locals_size;          // bytes of one thread's locals
 };
 
 // Traffic of one memory-access site (an MSL line) of an instrumented launch.
@@ -95,6 +105,10 @@ void tm_rt_barrier(uint32_t line);
 // A simd collective: publish 16 bytes, wait for the lanes of this simdgroup, get their values.
 // `site` identifies the call (operation, line, column): lanes meet only at the same site.
 tm_simd_snapshot* tm_rt_simd_exchange(const void* value16, uint64_t site, uint32_t* lane);
+
+// A phased kernel's thread, at the end of the phase before a simd collective: its value for the
+// collective (which the thread's next phase reads through tm_rt_simd_exchange without waiting).
+void tm_rt_simd_deposit(const void* value16);
 
 // Address of kernel-scope threadgroup declaration `id` in the current threadgroup's memory
 // (allocated and zeroed by the first thread that reaches it).
