@@ -154,3 +154,24 @@ def test_autotune_drops_a_config_exceeding_threadgroup_memory(device, rng, capsy
     assert "out of resource: threadgroup memory" in out
     assert tuned.best_config.kwargs["BM"] == 32
     torch.testing.assert_close(c.cpu(), a @ b, rtol=1e-4, atol=1e-4)
+
+
+@triton.jit
+def single_dot_kernel(a_ptr, b_ptr, c_ptr, M: tl.constexpr, N: tl.constexpr, K: tl.constexpr,
+                      ACC: tl.constexpr):
+    rm, rn, rk = tl.arange(0, M), tl.arange(0, N), tl.arange(0, K)
+    a = tl.load(a_ptr + rm[:, None] * K + rk[None, :])
+    b = tl.load(b_ptr + rk[:, None] * N + rn[None, :])
+    tl.store(c_ptr + rm[:, None] * N + rn[None, :], tl.dot(a, b, out_dtype=ACC))
+
+
+def test_a_result_tile_beyond_threadgroup_memory_takes_the_fma_path(device, rng):
+    # 128x256 f32 results (128 KiB) cannot go through threadgroup memory as the simdgroup_matrix
+    # path does, even with a zero initial accumulator: the FMA path keeps them in registers.
+    a, b = _inputs(rng, (128, 32), (32, 256), torch.float16)
+    c = torch.empty(128, 256, device=device)
+    kernel = single_dot_kernel[(1,)](a.to(device), b.to(device), c, M=128, N=256, K=32, ACC=tl.float32,
+                                     num_warps=8)
+    assert "simdgroup_multiply_accumulate" not in str(kernel.asm["msl"])
+    torch.testing.assert_close(c.cpu(), (a.double() @ b.double()).float(), rtol=1e-4, atol=1e-4)
+

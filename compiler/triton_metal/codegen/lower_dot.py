@@ -87,7 +87,7 @@ def _bytes(element: str, shape) -> int:
 
 def _simdgroup_plan(em, op):
     """The threadgroup bytes the simdgroup_matrix path needs, or None when it does not apply."""
-    a, b, c = op.operands
+    a, b = op.operands[:2]
     d = op.results[0]
     if d.type.element not in SIMDGROUP_ACCUMULATORS or a.type.element not in SIMDGROUP_OPERANDS:
         return None
@@ -95,7 +95,7 @@ def _simdgroup_plan(em, op):
         return None
     if d.type.element == "f16" and a.type.element != "f16":
         return None
-    need = 0 if not em.var(c).is_array else _bytes(d.type.element, d.type.shape)
+    need = _bytes(d.type.element, d.type.shape)  # the result tile, also when the accumulator starts uniform
     for v in (a, b):
         element = SIMDGROUP_OPERANDS[v.type.element]
         if _needs_staging(em, v, element) or _fragment_view(shared_source(em, v)) is None:
