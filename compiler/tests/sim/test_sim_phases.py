@@ -16,6 +16,12 @@ from triton_metal.sim.build import PHASES_ENV
 PRELUDE = "#include <metal_stdlib>\nusing namespace metal;\n"
 
 
+@pytest.fixture(autouse=True)
+def plain_build(monkeypatch):
+    """Phases are a property of the plain build: strict mode runs the instrumented one, on fibers."""
+    monkeypatch.delenv("TRITON_METAL_SIM_STRICT", raising=False)
+
+
 @pytest.fixture(params=["phases", "fibers"])
 def mode(request, monkeypatch):
     monkeypatch.setenv(PHASES_ENV, "1" if request.param == "phases" else "0")

@@ -209,3 +209,53 @@ def test_triton_kernel_without_mask_is_caught_with_the_argument_name():
                                              r"4000 of 'x_ptr' \[\[buffer\(0\)\]\], which has 4000 bytes, by thread "
                                              r"\(\d+,0,0\) of threadgroup \(3,0,0\)"):
         unmasked_copy[(4,)](x, y, BLOCK=256)
+
+
+def test_half_elements_of_one_word_written_by_two_simdgroups_do_not_race(run_msl):
+    # Each simdgroup's first lane writes its own half of partial[]: two halves share a 4-byte word.
+    x = np.arange(64, dtype=np.float16)
+    out = np.zeros(2, np.float16)
+    run_msl("""
+kernel void halves(device const half* x [[buffer(0)]], device half* out [[buffer(1)]],
+                   uint tid [[thread_index_in_threadgroup]], ushort lane [[thread_index_in_simdgroup]],
+                   ushort simd [[simdgroup_index_in_threadgroup]]) {
+    threadgroup half partial[2];
+    half s = simd_max(x[tid]);
+    if (lane == 0) partial[simd] = s;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (tid < 2) out[tid] = partial[tid];
+}
+""", "halves", (1, 1, 1), (64, 1, 1), {0: x, 1: out})
+    np.testing.assert_array_equal(out, [31, 63])
+
+
+CONSTANT_MISUSE = {
+    "a store through a constant pointer": "    w[tid] = 0.0f;",
+    "a constant pointer as a device pointer": "    device const float* d = w;\n    out[tid] = d[tid];",
+    "an assignment to a constant scalar": "    n = 3u;",
+}
+
+
+@pytest.mark.parametrize("misuse", list(CONSTANT_MISUSE))
+def test_constant_address_space_misuse_does_not_compile(misuse, run_msl):
+    with pytest.raises(SimCompileError, match=r"\.metal:6:\d+: +(error|required from here)"):
+        run_msl(f"""
+kernel void misuse(device float* out [[buffer(0)]], constant float* w [[buffer(1)]],
+                   constant uint& n [[buffer(2)]], uint tid [[thread_index_in_threadgroup]]) {{
+{CONSTANT_MISUSE[misuse]}
+    out[tid] = w[tid] * float(n);
+}}
+""", "misuse", (1, 1, 1), (4, 1, 1), {0: np.zeros(4, np.float32), 1: np.ones(4, np.float32),
+                                       2: np.array([2], np.uint32)})
+
+
+def test_constant_buffer_reads_are_bounds_checked(run_msl):
+    w, out = np.arange(3, dtype=np.float32), np.zeros(4, np.float32)
+    with pytest.raises(SimStrictError, match=r"out-of-bounds load of 4 bytes at byte offset 12 of 'w' "
+                                             r"\[\[buffer\(1\)\]\], which has 12 bytes"):
+        run_msl("""
+kernel void weights(device float* out [[buffer(0)]], constant float* w [[buffer(1)]],
+                    constant uint& n [[buffer(2)]], uint tid [[thread_index_in_threadgroup]]) {
+    out[tid] = w[tid] * float(n);
+}
+""", "weights", (1, 1, 1), (4, 1, 1), {0: out, 1: w, 2: np.array([2], np.uint32)})

@@ -229,7 +229,8 @@ struct Worker {
     uint32_t tg_requested = 0;             // threadgroup bytes asked for (the limit applies to these)
     uint32_t tg_dirty = 0;                 // strict: shadow bytes that may be non-zero
     unsigned char* shadow = nullptr;       // strict, per threadgroup byte: 0 no array, 1 unwritten, 2 written
-    uint32_t* writer = nullptr;            // strict, per 4-byte word: last writer (thread + 1) ...
+    uint32_t* writer = nullptr;            // strict, per byte (half and char elements of one word do not
+                                           // race): last writer (thread + 1) ...
     uint32_t* writer_epoch = nullptr;      // ... in barrier interval ...
     uint32_t* reader = nullptr;            // ... and the last reader (thread + 1) ...
     uint32_t* reader_epoch = nullptr;      // ... in barrier interval
@@ -442,9 +443,8 @@ void init_threadgroup(Worker* w, uint64_t idx) {
     w->tg_requested = w->tg_params_end;
     if (w->strict) {
         std::memset(w->shadow, 0, w->tg_dirty);
-        const size_t words = (w->tg_dirty + 3) / 4;
-        std::memset(w->writer, 0, words * sizeof(uint32_t));
-        std::memset(w->reader, 0, words * sizeof(uint32_t));
+        std::memset(w->writer, 0, w->tg_dirty * sizeof(uint32_t));
+        std::memset(w->reader, 0, w->tg_dirty * sizeof(uint32_t));
         std::memset(w->tg_mem, 0xff, w->tg_params_end);
         uint32_t off = 0;
         for (uint32_t s = 0; s < w->L->n_tg_slots && s < TM_MAX_THREADGROUP_SLOTS; ++s) {
@@ -645,7 +645,7 @@ void check_threadgroup(Worker* w, uintptr_t a, uint32_t bytes, uint32_t kind, ui
     if (kind == TM_ACCESS_ATOMIC) return;
     // Races: another simdgroup's write (or, for a write, read) since the last threadgroup_barrier.
     // A store of the value already there does not count (replicated threads writing the same value).
-    for (size_t wd = off / 4; wd <= (off + bytes - 1) / 4; ++wd) {
+    for (size_t wd = off; wd < off + bytes; ++wd) {
         const uint32_t wr = w->writer_epoch[wd] == w->epoch ? w->writer[wd] : 0;
         const uint32_t rd = w->reader_epoch[wd] == w->epoch ? w->reader[wd] : 0;
         const bool check = !(kind == TM_ACCESS_STORE && same_value);
@@ -658,7 +658,7 @@ void check_threadgroup(Worker* w, uintptr_t a, uint32_t bytes, uint32_t kind, ui
             describe_thread(w, t, who, sizeof who);
             fail(w, "strict mode: threadgroup memory race at threadgroup byte offset %zu: %s %s it and then %s %s it "
                  "(MSL line %u) with no threadgroup_barrier in between",
-                 wd * 4, first, other == wr ? "wrote" : "read", who, kind == TM_ACCESS_STORE ? "wrote" : "read",
+                 wd, first, other == wr ? "wrote" : "read", who, kind == TM_ACCESS_STORE ? "wrote" : "read",
                  line);
         }
         if (kind == TM_ACCESS_STORE) {
@@ -818,7 +818,7 @@ void run_worker(Shared* sh) {
     if (w->strict && w->shadow == nullptr) {
         w->shadow = static_cast<unsigned char*>(std::calloc(kTgArea, 1));
         for (uint32_t** a : {&w->writer, &w->writer_epoch, &w->reader, &w->reader_epoch})
-            *a = static_cast<uint32_t*>(std::calloc(kTgArea / 4, sizeof(uint32_t)));
+            *a = static_cast<uint32_t*>(std::calloc(kTgArea, sizeof(uint32_t)));
         w->tg_dirty = 0;
     }
     if (w->count) {
@@ -996,7 +996,7 @@ TM_API void tm_rt_access(const void* addr, uint32_t bytes, uint32_t kind, uint32
     const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
     const bool same_value = (kind & TM_ACCESS_SAME_VALUE) != 0;
     kind &= ~TM_ACCESS_SAME_VALUE;
-    if (space == TM_SPACE_DEVICE) {
+    if (space != TM_SPACE_THREADGROUP) {  // device or constant: a buffer
         if (w->strict) check_device(w, a, bytes, kind, slot, line);
         // Segments are counted from the start of the buffer (Metal buffers are page aligned; host
         // allocations are not, and the counts must not depend on where the allocator put them).

@@ -9,8 +9,9 @@
 
 Instrumented builds (strict mode, traffic counters; ``instrument=True``) also get:
 
-4. ``device T*`` and ``threadgroup T*`` become ``__tm::device_ptr<T>`` / ``__tm::threadgroup_ptr<T>``
-   (tm_instrument.h), and kernel-scope threadgroup arrays such pointers (or refs for scalars).
+4. ``device T*``, ``threadgroup T*`` and ``constant T*`` become ``__tm::device_ptr<T>`` /
+   ``__tm::threadgroup_ptr<T>`` / ``__tm::constant_ptr<T>`` (tm_instrument.h), kernel-scope
+   threadgroup arrays such pointers (or refs for scalars), and ``constant T&`` a ``const T&``.
 5. A marker ``__TM_SITE(line);`` after each statement boundary of the kernel body, so every access
    knows the MSL line of its statement.
 
@@ -241,16 +242,27 @@ def _program_scope_constants(masked: str, edits: list) -> None:
 
 # `device T*` / `threadgroup T*` with const on either side (instrumented builds).
 _SPACE_POINTER = re.compile(
-    r"(?P<c1>\bconst\s+)?\b(?P<space>device|threadgroup)\s+(?P<c2>const\s+)?"
+    r"(?P<c1>\bconst\s+)?\b(?P<space>device|threadgroup|constant)\s+(?P<c2>const\s+)?"
     r"(?P<type>(?:metal::)?[A-Za-z_]\w*(?:\s*<[^<>;{}]*>)?)\s*(?P<c3>const\s*)?\*")
-_SPACE_TYPES = {"device": "__tm::device_ptr", "threadgroup": "__tm::threadgroup_ptr"}
+_SPACE_TYPES = {"device": "__tm::device_ptr", "threadgroup": "__tm::threadgroup_ptr",
+                "constant": "__tm::constant_ptr"}
+# `constant T&` (scalar arguments): a reference to const, so an assignment does not compile.
+_CONSTANT_REF = re.compile(r"(?:\bconst\s+)?\bconstant\s+(?:const\s+)?(?P<type>(?:metal::)?[A-Za-z_]\w*"
+                           r"(?:\s*<[^<>;{}]*>)?)\s*&")
 
 
 def _space_pointers(masked: str, edits: list) -> None:
+    taken = {start for start, _, _ in edits}  # program-scope `constant` declarations are rewritten already
     for m in _SPACE_POINTER.finditer(masked):
+        if {m.start(), m.start("space")} & taken:
+            continue
         const = "const " if m.group("c1") or m.group("c2") or m.group("c3") else ""
         text = f"{_SPACE_TYPES[m.group('space')]}<{const}{' '.join(m.group('type').split())}>"
         edits.append((m.start(), m.end(), _keep_lines(text, masked[m.start():m.end()])))
+    for m in _CONSTANT_REF.finditer(masked):
+        if m.start() not in taken:
+            edits.append((m.start(), m.end(), _keep_lines(f"const {' '.join(m.group('type').split())}&",
+                                                          masked[m.start():m.end()])))
 
 
 _BLOCK_WORDS = re.compile(r"\b(else|do)\s*$")

@@ -4,9 +4,10 @@
 // kernel-scope threadgroup arrays) to __tm::ptr<T, TM_SPACE_THREADGROUP>, and puts a marker
 // `__TM_SITE(line);` before every statement of the kernel. Dereferencing a ptr gives a ref: reading
 // it is a load, assigning it a store, and each is reported to the runtime (tm_rt_access) with the
-// MSL line of the statement and the [[buffer(i)]] the pointer was derived from. The two address
-// spaces are distinct types, so code that mixes device and threadgroup pointers does not compile,
-// as with Apple's compiler. Normal builds use plain pointers and none of this.
+// MSL line of the statement and the [[buffer(i)]] the pointer was derived from. The address
+// spaces are distinct types, so code that mixes device, threadgroup and constant pointers does not
+// compile, as with Apple's compiler; `constant` pointers and references are read-only. Normal
+// builds use plain pointers and none of this.
 #ifndef TM_INSTRUMENT_H
 #define TM_INSTRUMENT_H
 
@@ -129,6 +130,8 @@ template <class T, uint32_t Space> struct ptr {
 
 template <class T> using device_ptr = ptr<T, TM_SPACE_DEVICE>;
 template <class T> using threadgroup_ptr = ptr<T, TM_SPACE_THREADGROUP>;
+// constant memory is read-only: a store through it does not compile (ref<const T>).
+template <class T> using constant_ptr = ptr<const T, TM_SPACE_CONSTANT>;
 
 // A kernel-scope `threadgroup T name[N]...;` (a pointer to its first row) or `threadgroup T name;`
 // (a ref), from the address tm_rt_tg_alloc returned.

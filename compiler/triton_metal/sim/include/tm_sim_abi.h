@@ -30,6 +30,7 @@ extern "C" {
 #define TM_ACCESS_SAME_VALUE 8u  // with TM_ACCESS_STORE: the bytes stored equal those already there
 #define TM_SPACE_DEVICE 0u
 #define TM_SPACE_THREADGROUP 1u
+#define TM_SPACE_CONSTANT 2u         // a read-only [[buffer(i)]]: checked and counted as device memory
 #define TM_SEGMENT_SIZES 3      // transactions are counted for 32-, 64- and 128-byte segments
 
 typedef struct tm_launch tm_launch;
