@@ -174,7 +174,7 @@ def _threadgroup_decls(masked: str, body_start: int, body_end: int, edits: list,
         if semi < 0:
             continue
         stmt = masked[pos + len("threadgroup"):semi]
-        depth0 = "".join(c for c, d in zip(stmt, _depths(stmt)) if d == 0)
+        depth0 = top_level(stmt)
         if any(c in depth0 for c in "*&=("):
             continue  # a pointer or reference into threadgroup memory: a per-thread variable
         out, type_text = [], None
@@ -208,6 +208,11 @@ def _previous_char(text: str, pos: int) -> str:
     while pos > 0 and text[pos - 1].isspace():
         pos -= 1
     return text[pos - 1] if pos else ""
+
+
+def top_level(text: str) -> str:
+    """The characters of ``text`` outside every bracket pair (the brackets themselves included)."""
+    return "".join(c for c, d in zip(text, _depths(text)) if d == 0)
 
 
 def _depths(text: str) -> list:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from triton_metal.sim.msl_prepass import _KERNEL, _match_close, mask
+from triton_metal.sim.msl_prepass import _KERNEL, _line, _match_close, mask, top_level
 
 # Collectives whose value is their first argument, taken by value as a deduced `T` in the shim.
 _VALUE_COLLECTIVES = frozenset({
@@ -151,10 +151,13 @@ def _classify(masked: str, s: _Statement) -> bool:
     open_paren = calls[0].end() - 1
     close = _match_close(code, open_paren)
     args = code[open_paren + 1:close]
-    depth, cut = 0, len(args)
+    depth, cut = 0, len(args)  # the first argument ends at a comma outside () and [] (`<` may compare)
     for k, c in enumerate(args):
-        depth += c in "([" and 1 or (c in ")]" and -1 or 0)
-        if c == "," and depth == 0:
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif c == "," and depth == 0:
             cut = k
             break
     value = args[:cut].strip()
@@ -182,6 +185,7 @@ def _phases(statements: list) -> list:
 
 @dataclass(frozen=True)
 class _Hoist:
+    name: str
     member: str       # the struct member declaration
     assignment: str   # what the declaration becomes ('' without an initializer)
 
@@ -208,7 +212,7 @@ def _hoisted(masked: str, phases: list) -> dict | None:
                 continue
             init = (d.group("init") or "").strip()
             name, dims = d.group("name"), "".join(d.group("dims").split())
-            if "," in _depth0(d.group("type") + d.group("dims")) or "," in _depth0(init):
+            if "," in top_level(d.group("type") + d.group("dims")) or "," in top_level(init):
                 return None  # several declarators
             if re.fullmatch(r"\{\s*\}", init):  # value-initialised: zero bytes for every type we emit
                 assignment = f"__builtin_memset(&{name}, 0, sizeof({name}));"
@@ -216,37 +220,20 @@ def _hoisted(masked: str, phases: list) -> dict | None:
                 return None  # a brace or array initializer
             else:
                 assignment = f"{name} = {init};" if init else ""
-            out[s.start] = _Hoist(f"{d.group('type')} {name}{dims};", assignment)
+            out[s.start] = _Hoist(name, f"{d.group('type')} {name}{dims};", assignment)
     return out
-
-
-def _depth0(text: str) -> str:
-    depth, out = 0, []
-    for c in text:
-        if c in ")]}>":
-            depth -= 1
-        if depth == 0:
-            out.append(c)
-        if c in "([{<":
-            depth += 1
-    return "".join(out)
-
-
-def _line(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
 
 
 def _emit(text, masked, kernel, close_paren, brace, body_end, phases, hoisted) -> PhasedKernel:
     name = kernel.group(1)
     locals_type = f"__tm_locals_{name}"
     members = " ".join(h.member for h in hoisted.values()) or "char __tm_unused;"
-    names = [_DECL.match(" ".join(h.member.split())).group("name") for h in hoisted.values()]
+    aliases = " ".join(f"[[maybe_unused]] auto& {h.name} = __tm_s.{h.name};" for h in hoisted.values())
     tg_decls = " ".join(" ".join(masked[s.code_start:s.end].split()) for stmts, _ in phases for s in stmts
                         if s.kind == "tg_decl")
     body = [f"{{ {locals_type}& __tm_s = *static_cast<{locals_type}*>(__tm_lp); (void)__tm_s;",
             "switch (__tm_phase) {"]
     for p, (stmts, value) in enumerate(phases):
-        aliases = " ".join(f"[[maybe_unused]] auto& {n} = __tm_s.{n};" for n in names)
         body.append(f"case {p}: {{ {aliases} {tg_decls}")
         for s in stmts:
             if s.kind == "tg_decl":
