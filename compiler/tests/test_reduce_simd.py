@@ -19,28 +19,26 @@ def row_softmax_kernel(x_ptr, out_ptr, N: tl.constexpr):
 
 
 @triton.jit
-def reduce_kernel(x_ptr, out_ptr, N: tl.constexpr, OP: tl.constexpr):
-    x = tl.load(x_ptr + tl.arange(0, N))
+def _reduce(x, AXIS: tl.constexpr, OP: tl.constexpr):
     if OP == "sum":
-        r = tl.sum(x, axis=0)
+        r = tl.sum(x, axis=AXIS)
     elif OP == "max":
-        r = tl.max(x, axis=0)
+        r = tl.max(x, axis=AXIS)
     else:
-        r = tl.min(x, axis=0)
-    tl.store(out_ptr, r)
+        r = tl.min(x, axis=AXIS)
+    return r
+
+
+@triton.jit
+def reduce_kernel(x_ptr, out_ptr, N: tl.constexpr, OP: tl.constexpr):
+    tl.store(out_ptr, _reduce(tl.load(x_ptr + tl.arange(0, N)), 0, OP))
 
 
 @triton.jit
 def row_reduce_kernel(x_ptr, out_ptr, M: tl.constexpr, N: tl.constexpr, OP: tl.constexpr):
     rows = tl.arange(0, M)
     x = tl.load(x_ptr + rows[:, None] * N + tl.arange(0, N)[None, :])
-    if OP == "sum":
-        r = tl.sum(x, axis=1)
-    elif OP == "max":
-        r = tl.max(x, axis=1)
-    else:
-        r = tl.min(x, axis=1)
-    tl.store(out_ptr + rows, r)
+    tl.store(out_ptr + rows, _reduce(x, 1, OP))
 
 
 @triton.jit

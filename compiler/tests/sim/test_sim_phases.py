@@ -28,12 +28,6 @@ def mode(request, monkeypatch):
     return request.param
 
 
-def run(src: str, name: str, grid, tg, buffers, tg_lengths=None):
-    kernel = build_kernel(PRELUDE + src, name)
-    kernel.dispatch(grid=grid, threadgroup=tg, buffers=buffers, threadgroup_lengths=tg_lengths)
-    return kernel
-
-
 ROW_SOFTMAX = """
 kernel void row_softmax(device const float* x [[buffer(0)]], device float* y [[buffer(1)]],
                         uint row [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
@@ -58,18 +52,18 @@ kernel void row_softmax(device const float* x [[buffer(0)]], device float* y [[b
 """
 
 
-def test_row_softmax_both_ways(mode):
+def test_row_softmax_both_ways(run_msl, mode):
     x = np.random.default_rng(0).standard_normal((64, 256)).astype(np.float32)
     y = np.zeros_like(x)
-    kernel = run(ROW_SOFTMAX, "row_softmax", (64, 1, 1), (128, 1, 1), {0: x, 1: y})
+    kernel = run_msl(ROW_SOFTMAX, "row_softmax", (64, 1, 1), (128, 1, 1), {0: x, 1: y})
     assert (kernel.phases > 0) == (mode == "phases")
     e = np.exp(x - x.max(1, keepdims=True))
     np.testing.assert_allclose(y, e / e.sum(1, keepdims=True), rtol=1e-5, atol=1e-7)
 
 
-def test_the_softmax_splits_at_each_barrier_and_before_each_collective(monkeypatch):
+def test_the_softmax_splits_at_each_barrier_and_before_each_collective(run_msl, monkeypatch):
     monkeypatch.setenv(PHASES_ENV, "1")
-    kernel = run(ROW_SOFTMAX, "row_softmax", (1, 1, 1), (128, 1, 1), {0: np.zeros(256, np.float32),
+    kernel = run_msl(ROW_SOFTMAX, "row_softmax", (1, 1, 1), (128, 1, 1), {0: np.zeros(256, np.float32),
                                                                      1: np.zeros(256, np.float32)})
     assert kernel.phases == 6  # 3 barriers + 2 collectives + 1
 
@@ -92,12 +86,12 @@ kernel void lanes(device const int* x [[buffer(0)]], device int* out [[buffer(1)
 """
 
 
-def test_consecutive_collectives_read_their_own_values(mode):
+def test_consecutive_collectives_read_their_own_values(run_msl, mode):
     # Five collectives in a row: each phase both reads one snapshot and deposits the next.
     n = 96  # three simdgroups
     x = np.random.default_rng(1).integers(-100, 100, n).astype(np.int32)
     out = np.zeros(n * 5, np.int32)
-    kernel = run(SCANS_AND_SHUFFLES, "lanes", (1, 1, 1), (n, 1, 1), {0: x, 1: out})
+    kernel = run_msl(SCANS_AND_SHUFFLES, "lanes", (1, 1, 1), (n, 1, 1), {0: x, 1: out})
     assert (kernel.phases == 6) == (mode == "phases")
     got = out.reshape(n, 5)
     groups = x.reshape(-1, 32)
@@ -109,11 +103,11 @@ def test_consecutive_collectives_read_their_own_values(mode):
     np.testing.assert_array_equal(got[:, 4], np.where(lane + 3 < 32, groups[:, np.minimum(lane + 3, 31)], groups).ravel())
 
 
-def test_a_partial_last_simdgroup_reduces_over_its_lanes_only(mode):
+def test_a_partial_last_simdgroup_reduces_over_its_lanes_only(run_msl, mode):
     n = 48  # 32 + 16 lanes
     x = np.arange(1, n + 1, dtype=np.float32)
     out = np.zeros(n, np.float32)
-    run("""
+    run_msl("""
 kernel void partial(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
                     uint tid [[thread_index_in_threadgroup]]) {
     float s = simd_sum(x[tid]);
@@ -143,12 +137,12 @@ kernel void carried(device const float* x [[buffer(0)]], device float* out [[buf
 """
 
 
-def test_locals_live_across_phases(mode):
+def test_locals_live_across_phases(run_msl, mode):
     # An array zero-initialised with `= {}`, a const, a pointer and a counter defined before the
     # barriers and read after them keep their values (they move into the per-thread struct).
     x = np.random.default_rng(2).standard_normal(128).astype(np.float32)
     out = np.zeros(128, np.float32)
-    run(LOCALS, "carried", (2, 1, 1), (64, 1, 1), {0: x, 1: out})
+    run_msl(LOCALS, "carried", (2, 1, 1), (64, 1, 1), {0: x, 1: out})
     tid = np.tile(np.arange(64), 2)
     shared = x.reshape(2, 64) + 2.0 * np.arange(64)
     mirrored = shared[:, ::-1].ravel()
@@ -156,11 +150,11 @@ def test_locals_live_across_phases(mode):
     np.testing.assert_allclose(out, mirrored + x + top + 1 + 2 * tid, rtol=1e-6)
 
 
-def test_the_reverse_schedule_gives_the_same_result(mode, monkeypatch):
+def test_the_reverse_schedule_gives_the_same_result(run_msl, mode, monkeypatch):
     monkeypatch.setenv("TRITON_METAL_SIM_SCHEDULE", "reverse")
     x = np.random.default_rng(3).standard_normal((8, 256)).astype(np.float32)
     y = np.zeros_like(x)
-    run(ROW_SOFTMAX, "row_softmax", (8, 1, 1), (128, 1, 1), {0: x, 1: y})
+    run_msl(ROW_SOFTMAX, "row_softmax", (8, 1, 1), (128, 1, 1), {0: x, 1: y})
     e = np.exp(x - x.max(1, keepdims=True))
     np.testing.assert_allclose(y, e / e.sum(1, keepdims=True), rtol=1e-5, atol=1e-7)
 
@@ -203,17 +197,17 @@ kernel void k(device float* out [[buffer(0)]], uint tid [[thread_index_in_thread
 
 
 @pytest.mark.parametrize("why", list(STAY_ON_FIBERS))
-def test_kernels_the_splitter_leaves_on_fibers(why, monkeypatch):
+def test_kernels_the_splitter_leaves_on_fibers(run_msl, why, monkeypatch):
     monkeypatch.setenv(PHASES_ENV, "1")
     assert phase_split.split(PRELUDE + STAY_ON_FIBERS[why], "k") is None
     out = np.zeros(64, np.float32)
-    kernel = run(STAY_ON_FIBERS[why], "k", (1, 1, 1), (64, 1, 1), {0: out})
+    kernel = run_msl(STAY_ON_FIBERS[why], "k", (1, 1, 1), (64, 1, 1), {0: out})
     assert kernel.phases == 0
     assert np.all(out > 0)  # and they still run
 
 
 # ---- errors in a phased launch -------------------------------------------------------------------
-def test_invalid_access_in_a_phased_kernel_is_an_error_and_the_next_launch_runs(monkeypatch):
+def test_invalid_access_in_a_phased_kernel_is_an_error_and_the_next_launch_runs(run_msl, monkeypatch):
     monkeypatch.setenv(PHASES_ENV, "1")
     src = """
 kernel void wild(device float* out [[buffer(0)]], constant uint& bad [[buffer(1)]],
@@ -225,16 +219,16 @@ kernel void wild(device float* out [[buffer(0)]], constant uint& bad [[buffer(1)
 """
     out = np.zeros(32, np.float32)
     with pytest.raises(SimLaunchError, match=r"invalid memory access \(SIGSEGV"):
-        kernel = run(src, "wild", (4, 1, 1), (32, 1, 1), {0: out, 1: struct.pack("<I", 1)})
-    kernel = run(src, "wild", (1, 1, 1), (32, 1, 1), {0: out, 1: struct.pack("<I", 0)})
+        kernel = run_msl(src, "wild", (4, 1, 1), (32, 1, 1), {0: out, 1: struct.pack("<I", 1)})
+    kernel = run_msl(src, "wild", (1, 1, 1), (32, 1, 1), {0: out, 1: struct.pack("<I", 0)})
     assert kernel.phases == 2
     np.testing.assert_array_equal(out, np.full(32, sum(range(32)), np.float32))
 
 
-def test_threadgroup_limit_in_a_phased_kernel(monkeypatch):
+def test_threadgroup_limit_in_a_phased_kernel(run_msl, monkeypatch):
     monkeypatch.setenv(PHASES_ENV, "1")
     with pytest.raises(SimLaunchError, match="threadgroup memory limit exceeded.*40960 bytes"):
-        run("""
+        run_msl("""
 kernel void tg(device float* out [[buffer(0)]], uint tid [[thread_index_in_threadgroup]]) {
     threadgroup float a[5120];
     threadgroup float b[5120];
