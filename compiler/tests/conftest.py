@@ -17,3 +17,20 @@ def compile_msl():
 @pytest.fixture(scope="session")
 def device():
     return triton.runtime.driver.active.get_active_torch_device()
+
+
+# The Metal front-end check on every kernel this session compiles (triton_metal/metal_check): on for
+# the session, one summary line at the end and build/conformance/metal_check.json.
+def pytest_configure(config):
+    from triton_metal.metal_check import pytest_plugin
+    pytest_plugin.configure(config)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from triton_metal.metal_check import pytest_plugin
+    pytest_plugin.terminal_summary(terminalreporter)
+
+
+def pytest_unconfigure(config):
+    from triton_metal.metal_check import pytest_plugin
+    pytest_plugin.unconfigure(config)

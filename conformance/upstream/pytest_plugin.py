@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from triton_metal.metal_check import pytest_plugin as metal_check
 
 from upstream import ratchet, skips
 
@@ -82,6 +83,7 @@ def _message(report) -> str:
 
 
 def pytest_configure(config):
+    metal_check.configure(config)  # the Metal front-end check on every kernel test_core compiles
     if not hasattr(config, "workerinput"):  # xdist workers report to the controller, which tallies
         outcomes = config.getoption("--outcomes")
         journal = Path(outcomes).with_suffix(".partial.jsonl") if outcomes else None
@@ -103,6 +105,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         write(f"outcomes: {path}")
     for line in getattr(config, "_triton_metal_ratchet_lines", []):
         write(line)
+    metal_check.terminal_summary(terminalreporter)
+
+
+def pytest_unconfigure(config):
+    metal_check.unconfigure(config)
 
 
 def _check_ratchet(config, counts) -> tuple[bool, str]:
