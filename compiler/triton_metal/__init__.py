@@ -13,10 +13,20 @@ import triton  # noqa: F401
 
 
 def __getattr__(name):
-    # Lazy: Triton imports this package while it is itself being imported (backend discovery).
+    # Lazy: Triton imports this package while it is itself being imported (backend discovery), and
+    # `import triton_metal` stays as cheap as importing Triton.
+    import importlib
     if name in ("jit", "Config"):
-        import importlib
         module = importlib.import_module("triton_metal.jit")
         globals()["jit"], globals()["Config"] = module.jit, module.Config
         return globals()[name]
+    if name == "backends":
+        # The troubleshooting guide's `import triton_metal; triton_metal.backends.metal.check_environment()`:
+        # importing the diagnostics API binds `backends` (and `backends.metal`) on this package.
+        importlib.import_module("triton_metal.backends.metal")
+        return globals()["backends"]
     raise AttributeError(f"module 'triton_metal' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), "jit", "Config", "backends"})

@@ -4,16 +4,22 @@
   subfolder), so ``--benchmark-compare`` compares with the latest run stored for this chip and
   ``--benchmark-save=<label>`` records one. ``--benchmark-storage`` given explicitly still wins;
   ``TRITON_METAL_BASELINES_DIR`` moves the root (the tests use it for temporary baselines).
+* Chip id: an Apple GPU with its core count (``apple-m2-pro-19c``); a simulator run is the host's
+  OS, architecture and CPU model (``linux-x86_64-sim-intel-xeon-processor``): simulator times are
+  the CPU's, so a baseline recorded on one CPU says nothing about another.
 * ``machine_info`` carries the chip id; a stored run from another chip is an error, not a warning.
 * Threshold: with ``--benchmark-compare`` and no ``--benchmark-compare-fail``, the documented
-  default of the device class applies (``COMPARE_FAIL_DEFAULTS``).
+  default of the device class applies (``COMPARE_FAIL_DEFAULTS``). It gates triton-metal's own
+  kernels only: the peers (torch, MLX) are measured and shown beside them, never gated.
 * No baseline for this chip: one line says so and how to record one; the run still reports.
 * Summary: a table of each case's time, its baseline, and its speed relative to the peers measured
   in the same run; with matplotlib installed, a PNG chart whose path is the last line printed.
 
 Timing runs are opted into (``--benchmark-enable``, ``--benchmark-only``, ``--benchmark-compare``,
 ``--benchmark-save``/``--benchmark-autosave``/``--benchmark-json``); otherwise the benchmark tests
-only check their kernels once (see ``timing_requested``), which keeps ``tox -e conformance`` fast.
+only check their kernels once (see ``timing_requested``), which keeps ``tox -e conformance`` fast,
+and pytest-benchmark prints no tables (the timings it still takes, test_sim_vs_interpreter's, are
+that test's own check).
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from .report import PEERS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own default: means "not chosen by the user"
@@ -43,12 +51,13 @@ RECORD_HINT = "tox -e bench -- --benchmark-save=<label>"
 
 @dataclass(frozen=True)
 class BenchTarget:
-    chip_id: str                    # baseline folder: linux-x86_64-sim, apple-m2-pro-19c, ...
+    chip_id: str                    # baseline folder: linux-x86_64-sim-<cpu>, apple-m2-pro-19c, ...
     simulated: bool
     emulated_chip: str | None       # the Apple chip the simulator emulates
     gpu_cores: int | None
     dram_bandwidth_gbs: float | None
     fp32_tflops: float | None
+    host_cpu: str | None = None     # the CPU model running the simulator (what its times measure)
 
     @property
     def device_class(self) -> str:
@@ -58,10 +67,11 @@ class BenchTarget:
 def bench_target() -> BenchTarget:
     import triton  # noqa: F401  (first: importing triton_metal.runtime before triton is a circular import)
     from triton_metal.runtime import get_runtime
-    from triton_metal.runtime.chips import ChipIdentity, simulator_baseline_id
+    from triton_metal.runtime.chips import ChipIdentity, host_cpu_model, simulator_baseline_id
     runtime = get_runtime()
     if runtime.simulated:
-        return BenchTarget(simulator_baseline_id(), True, runtime.chip.id, None, None, None)
+        cpu = host_cpu_model()
+        return BenchTarget(simulator_baseline_id(cpu=cpu), True, runtime.chip.id, None, None, None, cpu)
     # The Metal runtime identified the chip (Metal device name / sysctl, IORegistry GPU core count).
     identity = ChipIdentity(runtime.chip.id, getattr(runtime, "gpu_cores", None))
     config = identity.config
@@ -112,6 +122,8 @@ def pytest_configure(config):
     target = config.stash[_TARGET] = bench_target()
     config.stash[_NOTES] = []
     config.stash[_OWN_STORAGE] = not _user_chose_storage(config)
+    if not timing_requested(config):
+        return  # a checking run (tox -e conformance): nothing to compare, no tables (pytest_terminal_summary)
     if hasattr(config, "_benchmarksession"):
         # Loaded late (``pytest conformance``): pytest-benchmark's session exists, point it at our folder now.
         _attach(config, target, config.option.benchmark_compare)
@@ -153,7 +165,23 @@ def _attach(config, target: BenchTarget, requested_compare) -> None:
         bs.compare_fail = [parse_compare_fail(default)]
         config.stash[_NOTES].append(f"regression threshold: {default} ({target.device_class} default; "
                                     "override with --benchmark-compare-fail)")
+    bs.compare_fail = [OwnKernelsOnly(check) for check in bs.compare_fail]
+    config.stash[_NOTES].append(f"the regression threshold gates triton-metal's kernels only; the peers "
+                                f"({', '.join(PEERS)}) are measured and shown, not gated")
     bs.handle_loading()
+
+
+class OwnKernelsOnly:
+    """A ``--benchmark-compare-fail`` check applied to triton-metal's kernels only. A peer's time (torch's
+    CPU fp16 matmul, MLX) is the peer's business: shown beside ours, never a reason to fail."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def fails(self, current, compared):
+        if current.extra_info.get("impl") in PEERS:
+            return None
+        return self.check.fails(current, compared)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -168,7 +196,8 @@ def pytest_benchmark_generate_machine_info(config):
         "gpu_cores": target.gpu_cores,
         "system": platform.system(),
         "machine": platform.machine(),
-        "cpu": (cpuinfo.get_cpu_info() or {}).get("brand_raw", platform.processor()),
+        # The simulator's id is made from this very string; on a GPU, the host CPU as py-cpuinfo names it.
+        "cpu": target.host_cpu or (cpuinfo.get_cpu_info() or {}).get("brand_raw", platform.processor()),
         "python_version": platform.python_version(),
     }
 
@@ -186,7 +215,8 @@ def pytest_report_header(config):
     if _TARGET not in config.stash:
         return None
     target = config.stash[_TARGET]
-    kind = f"simulator emulating {target.emulated_chip}" if target.simulated else "Apple GPU"
+    kind = (f"simulator emulating {target.emulated_chip} on {target.host_cpu}" if target.simulated
+            else "Apple GPU")
     runs = stored_runs(baseline_dir(target))
     return (f"triton-metal benchmarks: chip {target.chip_id} ({kind}); baselines: {baseline_dir(target)} "
             f"({len(runs)} stored run{'s' if len(runs) != 1 else ''})")
@@ -197,6 +227,9 @@ def pytest_report_header(config):
 @pytest.hookimpl(wrapper=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     # pytest-benchmark raises PerformanceRegression from its own summary: print ours either way.
+    bs = getattr(config, "_benchmarksession", None)
+    if bs is not None and not timing_requested(config):
+        bs.groups = None  # a checking run: pytest-benchmark's tables (one round per kernel) say nothing
     try:
         return (yield)
     finally:

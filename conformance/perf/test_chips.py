@@ -1,17 +1,23 @@
 """The chip table and baseline ids (pure data and functions: no device needed)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from triton_metal.runtime.chips import (
     CHIP_CONFIGS,
     CHIPS,
+    HOST_CPU_ENV,
     VARIANTS,
     ChipIdentity,
     chip,
     chip_config,
+    cpu_slug,
+    host_cpu_model,
     simulator_baseline_id,
 )
 
+from .baseline_plugin import baselines_root, stored_runs
 from .report import format_table
 
 
@@ -59,8 +65,42 @@ def test_chip_accepts_variant_and_binned_ids():
 def test_baseline_ids():
     assert ChipIdentity("apple-m2-pro", 19).baseline_id == "apple-m2-pro-19c"
     assert ChipIdentity("apple-m2-pro", None).baseline_id == "apple-m2-pro"
-    assert simulator_baseline_id("Linux", "x86_64") == "linux-x86_64-sim"
-    assert simulator_baseline_id("Darwin", "arm64") == "darwin-arm64-sim"
+
+
+def test_simulator_baseline_id_carries_the_host_cpu():
+    # Simulator times are the CPU's: two hosts with different CPUs never share a baseline.
+    assert simulator_baseline_id("Linux", "x86_64", "Intel(R) Xeon(R) Processor") == \
+        "linux-x86_64-sim-intel-xeon-processor"
+    assert simulator_baseline_id("Linux", "x86_64", "AMD EPYC 7763 64-Core Processor") == \
+        "linux-x86_64-sim-amd-epyc-7763-64-core-processor"
+    assert simulator_baseline_id("Darwin", "arm64", "Apple M2 Pro") == "darwin-arm64-sim-apple-m2-pro"
+
+
+@pytest.mark.parametrize("model, slug", [
+    ("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz", "intel-core-i7-8700"),  # marks and clock dropped
+    ("Intel(R) Core(TM) i7-8700 CPU @ 4.60GHz", "intel-core-i7-8700"),  # the same part at another clock
+    ("arm 0x41 0xd0c", "arm-0x41-0xd0c"),                               # ARM Linux without a model name
+    ("", "unknown-cpu"),
+])
+def test_cpu_slug(model, slug):
+    assert cpu_slug(model) == slug
+
+
+def test_host_cpu_override(monkeypatch):
+    monkeypatch.setenv(HOST_CPU_ENV, "Test Processor 9000")
+    assert host_cpu_model() == "Test Processor 9000"
+    assert simulator_baseline_id("Linux", "x86_64").endswith("-sim-test-processor-9000")
+
+
+def test_stored_baselines_sit_in_the_folder_of_their_chip():
+    # Each stored run names the chip it was recorded on; a simulator run's id is its host's, CPU included.
+    runs = [path for folder in baselines_root().iterdir() for path in stored_runs(folder)]
+    assert runs
+    for path in runs:
+        info = json.loads(path.read_text())["machine_info"]
+        assert info["triton_metal_chip"] == path.parent.name, path
+        if info["simulated"]:
+            assert path.parent.name == simulator_baseline_id(info["system"], info["machine"], info["cpu"]), path
 
 
 def test_binned_config_lookup():

@@ -1,10 +1,11 @@
 """The timing-regression machinery end to end, in subprocesses against temporary baselines.
 
-A run of the real vector-add kernel records a baseline (``--benchmark-save``); a run of a purposely
-slowed variant (same test name, 256x the work) with ``--benchmark-compare`` must be reported as a
-regression at the default simulator threshold. No timing is asserted here beyond that mechanism.
-The first run also shows the one line printed when a chip has no baseline; a baseline recorded on
-another chip is refused.
+A run of the real vector-add kernel and of a peer (torch's add) records a baseline
+(``--benchmark-save``); a run of a purposely slowed variant of our kernel (same test name, 256x the
+work) with ``--benchmark-compare`` must be reported as a regression at the default simulator
+threshold, while a peer slowed by a forced sleep is shown but never fails the run. A run under
+another host CPU has no baseline: one line says how to record one and the run passes. No timing is
+asserted here beyond that mechanism. A baseline recorded on another chip is refused.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from triton_metal.runtime.chips import HOST_CPU_ENV, simulator_baseline_id
 
 from .baseline_plugin import BASELINES_ENV, CHART_DIR_ENV, bench_target, pytest_benchmark_compare_machine_info
 
@@ -22,26 +24,41 @@ CONFORMANCE = Path(__file__).resolve().parents[1]
 
 PROBE = '''
 import os
+import time
 
 import torch
 import triton
 
 from perf import kernels, variants
 
+N = 1 << 16
+x, y = torch.rand(N), torch.rand(N)
+out = torch.empty(N)
+
 
 def test_vector_add_probe(benchmark):
-    n = 1 << 16
-    x, y = torch.rand(n), torch.rand(n)
-    out = torch.empty(n)
     slowed = os.environ.get("PROBE_SLOWED") == "1"
     kernel = variants.vector_add_kernel_slowed if slowed else kernels.vector_add_kernel
-    grid = (triton.cdiv(n, 1024),)
+    grid = (triton.cdiv(N, 1024),)
 
     def run():
-        kernel[grid](x, y, out, n, BLOCK=1024)
+        kernel[grid](x, y, out, N, BLOCK=1024)
     run()
     torch.testing.assert_close(out, x + y, rtol=0, atol=0)
     benchmark.extra_info.update(case="vector_add_probe", label="vector_add probe", impl="triton-metal", gbps=0.0)
+    benchmark(run)
+
+
+def test_peer_probe(benchmark):
+    # torch's add as the peer; PEER_SLOWED forces a 20 ms sleep per call (~1000x its time), as a busy
+    # or different host would slow a peer.
+    pause = 0.02 if os.environ.get("PEER_SLOWED") == "1" else 0.0
+
+    def run():
+        if pause:
+            time.sleep(pause)
+        torch.add(x, y, out=out)
+    benchmark.extra_info.update(case="vector_add_probe", label="vector_add probe", impl="torch", gbps=0.0)
     benchmark(run)
 '''
 
@@ -57,35 +74,74 @@ def probe(tmp_path):
     env = dict(outer, PYTHONPATH=os.pathsep.join(filter(None, [str(CONFORMANCE), os.environ.get("PYTHONPATH")])),
                **{BASELINES_ENV: str(tmp_path / "baselines"), CHART_DIR_ENV: str(tmp_path / "charts")})
 
-    def run(*args, slowed=False):
+    def run(*args, slowed=False, peer_slowed=False, host_cpu=None):
         cmd = [sys.executable, "-m", "pytest", str(tmp_path / "test_probe.py"), "-p", "perf.baseline_plugin",
                "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-q", "--benchmark-min-rounds=5",
                "--benchmark-max-time=0.2", *args]
-        proc = subprocess.run(cmd, cwd=tmp_path, env=dict(env, PROBE_SLOWED="1" if slowed else "0"),
-                              capture_output=True, text=True, timeout=600, check=False)
+        run_env = dict(env, PROBE_SLOWED="1" if slowed else "0", PEER_SLOWED="1" if peer_slowed else "0")
+        if host_cpu:
+            run_env[HOST_CPU_ENV] = host_cpu
+        proc = subprocess.run(cmd, cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=600,
+                              check=False)
         return proc.returncode, proc.stdout + proc.stderr
     run.baselines = tmp_path / "baselines" / bench_target().chip_id
     return run
+
+
+def _no_baseline_notes(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "no benchmark baseline for chip" in line]
+
+
+def _regressed(out: str) -> list[str]:
+    """The tests pytest-benchmark lists under 'Performance has regressed'."""
+    return [line.split()[0] for line in out.split("Performance has regressed:", 1)[-1].splitlines()
+            if "has failed" in line] if "Performance has regressed" in out else []
 
 
 def test_slowed_kernel_is_reported_as_regression(probe):
     # First run: no baseline yet (one clear line says so), so it only records one.
     code, out = probe("--benchmark-enable", "--benchmark-compare", "--benchmark-save=normal")
     assert code == 0, out
-    notes = [line for line in out.splitlines() if "no benchmark baseline for chip" in line]
+    notes = _no_baseline_notes(out)
     assert len(notes) == 1 and "--benchmark-save" in notes[0], out
     assert len(list(probe.baselines.glob("0001_normal.json"))) == 1, out
     # Second run: the slowed variant under the same test name, compared at the default threshold.
     code, out = probe("--benchmark-compare", slowed=True)
     assert code != 0, out
-    assert "Performance has regressed" in out, out
-    assert "test_vector_add_probe" in out and "Field 'min' has failed" in out, out
+    assert "Field 'min' has failed" in out, out
+    assert [name for name in _regressed(out) if "probe" in name] == ["test_vector_add_probe"], out
+
+
+def test_slowed_peer_is_shown_but_never_gated(probe):
+    code, out = probe("--benchmark-enable", "--benchmark-compare", "--benchmark-save=normal")
+    assert code == 0, out
+    code, out = probe("--benchmark-compare", peer_slowed=True)
+    assert code == 0, out
+    assert "Performance has regressed" not in out, out
+    assert "test_peer_probe (NOW)" in out and "test_peer_probe (0001_normal)" in out, out  # shown with its baseline
+    assert "peers (torch, mlx) are measured and shown, not gated" in out, out
+
+
+def test_another_host_cpu_has_no_baseline_and_passes(probe):
+    # Recorded under one identity, compared under another: nothing to compare with, one line, exit 0,
+    # even for a run whose own kernel is slow.
+    code, out = probe("--benchmark-enable", "--benchmark-compare", "--benchmark-save=recorder",
+                      host_cpu="Recorder CPU 1")
+    assert code == 0, out
+    code, out = probe("--benchmark-compare", slowed=True, host_cpu="Another CPU 2")
+    assert code == 0, out
+    other = simulator_baseline_id(cpu="Another CPU 2")
+    notes = _no_baseline_notes(out)
+    assert len(notes) == 1 and f"chip {other} " in notes[0], out
+    assert "tox -e bench -- --benchmark-save=<label>" in notes[0], out
+    assert "Performance has regressed" not in out, out
 
 
 def test_baseline_from_another_chip_is_an_error():
-    session = SimpleNamespace(storage="baselines/linux-x86_64-sim")
+    here = "linux-x86_64-sim-intel-xeon-processor"
+    session = SimpleNamespace(storage=f"baselines/{here}")
     stored = {"machine_info": {"triton_metal_chip": "apple-m2-pro-19c"}}
-    with pytest.raises(pytest.UsageError, match="baseline chip mismatch.*'apple-m2-pro-19c'.*'linux-x86_64-sim'"):
-        pytest_benchmark_compare_machine_info(None, session, {"triton_metal_chip": "linux-x86_64-sim"}, stored)
+    with pytest.raises(pytest.UsageError, match=f"baseline chip mismatch.*'apple-m2-pro-19c'.*'{here}'"):
+        pytest_benchmark_compare_machine_info(None, session, {"triton_metal_chip": here}, stored)
     # The same chip passes.
     pytest_benchmark_compare_machine_info(None, session, {"triton_metal_chip": "apple-m2-pro-19c"}, stored)

@@ -13,12 +13,15 @@ The Metal runtime identifies the chip (``metal_runtime.detect_chip``: Metal devi
 ``sysctl machdep.cpu.brand_string``; IORegistry ``gpu-core-count``). ``ChipIdentity`` turns that into
 the benchmark baseline folder id: binned parts of one variant differ in cores and sometimes in
 bandwidth, so the id carries the core count (``apple-m2-pro-19c``). Off Apple GPUs the benchmarks
-run on the simulator and the baseline id is ``<system>-<arch>-sim`` (``linux-x86_64-sim``).
+run on the simulator, whose speed is the host CPU's: the baseline id is ``<system>-<arch>-sim-<cpu>``
+(``linux-x86_64-sim-intel-xeon-processor``), the CPU model as the OS names it.
 """
 from __future__ import annotations
 
+import os
 import platform
 import re
+import subprocess
 from dataclasses import dataclass
 
 
@@ -163,6 +166,46 @@ class ChipIdentity:
         return chip_config(self.variant, self.gpu_cores)
 
 
-def simulator_baseline_id(system: str | None = None, machine: str | None = None) -> str:
-    """Baseline folder id of simulator runs: the host they ran on, e.g. ``linux-x86_64-sim``."""
-    return f"{(system or platform.system()).lower()}-{(machine or platform.machine()).lower()}-sim"
+HOST_CPU_ENV = "TRITON_METAL_HOST_CPU"  # overrides the CPU model (tests; hosts whose CPU reports no model)
+
+
+def _proc_cpuinfo_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+    except OSError:
+        return None
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    if fields.get("model name"):  # x86, and most ARM kernels
+        return fields["model name"]
+    if fields.get("CPU implementer") and fields.get("CPU part"):  # ARM without a model name: the part numbers
+        return f"arm {fields['CPU implementer']} {fields['CPU part']}"
+    return None
+
+
+def _sysctl_brand() -> str | None:
+    try:
+        out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                             timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out or None
+
+
+def host_cpu_model() -> str:
+    """The host CPU's model name as the OS reports it (what a simulator run's speed depends on)."""
+    return (os.environ.get(HOST_CPU_ENV) or (_sysctl_brand() if platform.system() == "Darwin" else
+                                             _proc_cpuinfo_model()) or platform.processor() or "unknown cpu")
+
+
+def cpu_slug(model: str) -> str:
+    """``Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz`` -> ``intel-core-i7-8700``: the part, without marks or clock."""
+    text = re.sub(r"\((r|tm|c)\)|@.*$|\bcpu\b", " ", model.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "unknown-cpu"
+
+
+def simulator_baseline_id(system: str | None = None, machine: str | None = None, cpu: str | None = None) -> str:
+    """Baseline folder id of simulator runs: the host they ran on, with its CPU model (the simulator's speed
+    is the CPU's), e.g. ``linux-x86_64-sim-intel-xeon-processor``."""
+    host = f"{(system or platform.system()).lower()}-{(machine or platform.machine()).lower()}"
+    return f"{host}-sim-{cpu_slug(cpu or host_cpu_model())}"

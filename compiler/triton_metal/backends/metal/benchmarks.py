@@ -8,7 +8,6 @@ CPU running the simulator, and the results say so.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 
 import triton
 import triton.language as tl
@@ -22,42 +21,63 @@ COPY_BLOCK = 1024
 FMA_BLOCK = 256
 
 
+# Public-looking names on purpose: they are what the profiler, debug logs and dumps show, and C++
+# reserves identifiers with a leading underscore, so the MSL of `_name` would be renamed.
 @triton.jit
-def _copy_kernel(src, dst, n, BLOCK: tl.constexpr):
+def bandwidth_copy_kernel(src, dst, n, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     tl.store(dst + offs, tl.load(src + offs, mask=mask), mask=mask)
 
 
 @triton.jit
-def _fma_chain_kernel(src, dst, n, a, b, ITERATIONS: tl.constexpr, BLOCK: tl.constexpr):
+def fma_chain_kernel(src, dst, n, a, b, ITERATIONS: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     x = tl.load(src + offs, mask=mask)
     a_x, b_x = a.to(x.dtype), b.to(x.dtype)  # the chain stays in the element type (fp16 stays fp16)
     for _ in range(ITERATIONS):
-        x = x * a_x + b_x  # 2 FLOPs (the backend does not fuse into fma: enable_fp_fusion is off)
+        x = x * a_x + b_x  # 2 FLOPs: one fma() with Triton's default fp fusion (numerics.py), counted as two
     tl.store(dst + offs, x, mask=mask)
 
 
-@dataclass
-class BenchmarkResult:
-    name: str
-    chip: str
-    runtime: str
-    simulated: bool
-    launches: int             # kernel launches made, warm-up included
-    timed_runs: int
-    mean_ms: float
-    bytes_per_run: int
-    flops_per_run: int
-    value: float              # GB/s or TFLOP/s
-    unit: str
-    expected_range: tuple | None  # (low, high) in `unit` on the chip, None when the chip table has no peak
-    note: str
+class BenchmarkResult(float):
+    """The measured rate (GB/s or TFLOP/s) as a number, with how it was measured as attributes.
+
+    It is a ``float``, so it formats, compares and computes as one (``f"{bandwidth:.2f} GB/s"``,
+    ``bandwidth > 100``, ``bandwidth / 2``: arithmetic gives plain floats); ``str()`` / ``print``
+    give the full description, ``as_dict()`` every detail. ``test_compute_throughput`` also keeps the
+    computed tensor as ``.output`` (the tests check it).
+    """
+
+    DETAILS = ("name", "chip", "runtime", "simulated",
+               "launches",        # kernel launches made, warm-up included
+               "timed_runs", "mean_ms", "bytes_per_run", "flops_per_run",
+               "unit",            # "GB/s" or "TFLOP/s"
+               "expected_range",  # (low, high) in `unit` on the chip, None when the chip table has no peak
+               "note")
+
+    def __new__(cls, value: float, **details):
+        unknown = set(details) - set(cls.DETAILS)
+        if unknown:
+            raise TypeError(f"BenchmarkResult has no detail {', '.join(sorted(unknown))}")
+        result = super().__new__(cls, value)
+        result.__dict__.update(details)
+        return result
+
+    def __getnewargs__(self):
+        return (float(self),)  # copy / pickle: the details travel in __dict__
+
+    @property
+    def value(self) -> float:
+        return float(self)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {"value": float(self), **{name: getattr(self, name, None) for name in self.DETAILS}}
+
+    def __repr__(self) -> str:
+        d = self.as_dict()
+        return f"BenchmarkResult({float(self)!r} {d['unit']}, {d['name']!r} on {d['chip']}, {d['runtime']} runtime)"
 
     def __str__(self) -> str:
         where = f"{self.runtime} runtime" + (" (simulated: the CPU running the simulator)" if self.simulated else "")
@@ -68,6 +88,11 @@ class BenchmarkResult:
         else:
             text += f"\n  expected on {self.chip}: {self.note}"
         return text
+
+    def __format__(self, spec: str) -> str:
+        # An empty spec (f"{result}") is str(): the description, as print() shows it; any other
+        # spec formats the number (f"{result:.2f}").
+        return str(self) if not spec else float.__format__(float(self), spec)
 
 
 def _torch_dtype(dtype):
@@ -114,15 +139,16 @@ def test_memory_bandwidth(size_mb: float = 64, runs: int = 5, warmup: int = 1, v
     src = torch.arange(n, dtype=torch.float32).to(device)
     dst = torch.empty_like(src)
     grid = (triton.cdiv(n, COPY_BLOCK),)
-    mean_ms = _time_runs(lambda: _copy_kernel[grid](src, dst, n, BLOCK=COPY_BLOCK), runs, warmup)
+    mean_ms = _time_runs(lambda: bandwidth_copy_kernel[grid](src, dst, n, BLOCK=COPY_BLOCK), runs, warmup)
     if not torch.equal(dst.cpu(), src.cpu()):
         raise RuntimeError("the bandwidth kernel copied wrong values: the backend is miscompiling a plain copy")
     caps = get_hardware_capabilities()
     bytes_per_run = 2 * n * 4
     expected, note = _expected(caps.peak_bandwidth_gbs, "GB/s")
-    result = BenchmarkResult("memory bandwidth (copy)", caps.chip, caps.runtime, caps.simulated, runs + warmup,
-                             runs, mean_ms, bytes_per_run, 0, bytes_per_run / (mean_ms * 1e-3) / 1e9, "GB/s",
-                             expected, note)
+    result = BenchmarkResult(bytes_per_run / (mean_ms * 1e-3) / 1e9, name="memory bandwidth (copy)", chip=caps.chip,
+                             runtime=caps.runtime, simulated=caps.simulated, launches=runs + warmup, timed_runs=runs,
+                             mean_ms=mean_ms, bytes_per_run=bytes_per_run, flops_per_run=0, unit="GB/s",
+                             expected_range=expected, note=note)
     if verbose:
         print(result)
     return result
@@ -143,17 +169,18 @@ def test_compute_throughput(dtype="float32", n: int | None = None, iterations: i
     dst = torch.empty_like(src)
     a, b = 0.999, 0.001  # keeps values in [0, 1]: no overflow whatever the iteration count
     grid = (triton.cdiv(n, FMA_BLOCK),)
-    mean_ms = _time_runs(lambda: _fma_chain_kernel[grid](src, dst, n, a, b, ITERATIONS=iterations, BLOCK=FMA_BLOCK),
+    mean_ms = _time_runs(lambda: fma_chain_kernel[grid](src, dst, n, a, b, ITERATIONS=iterations, BLOCK=FMA_BLOCK),
                          runs, warmup)
     flops_per_run = 2 * n * iterations
     peak = caps.peak_fp32_tflops if torch_dtype == torch.float32 else None
     expected, note = _expected(peak, "TFLOP/s")
     if peak is None and torch_dtype != torch.float32:
         note = f"the chip table has only an FP32 peak; no expected range for {torch_dtype}"
-    result = BenchmarkResult(f"compute throughput ({str(torch_dtype).removeprefix('torch.')} multiply-add)",
-                             caps.chip, caps.runtime, caps.simulated, runs + warmup, runs, mean_ms, 2 * n *
-                             src.element_size(), flops_per_run, flops_per_run / (mean_ms * 1e-3) / 1e12, "TFLOP/s",
-                             expected, note)
+    result = BenchmarkResult(flops_per_run / (mean_ms * 1e-3) / 1e12,
+                             name=f"compute throughput ({str(torch_dtype).removeprefix('torch.')} multiply-add)",
+                             chip=caps.chip, runtime=caps.runtime, simulated=caps.simulated, launches=runs + warmup,
+                             timed_runs=runs, mean_ms=mean_ms, bytes_per_run=2 * n * src.element_size(),
+                             flops_per_run=flops_per_run, unit="TFLOP/s", expected_range=expected, note=note)
     result.output = dst
     if verbose:
         print(result)

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 
 # Apple GPU family from which a feature exists (Metal Feature Set Tables / MSL specification).
 FLOAT_ATOMICS_FAMILY = 7     # atomic<float> fetch_add on device memory: MSL 3.0, Apple7 and later
 
 
 @dataclass(frozen=True)
-class HardwareCapabilities:
+class HardwareCapabilities(Mapping):
+    """A frozen record that is also a read-only mapping of its fields, as the troubleshooting guide
+    uses it: ``caps.supports_fast_atomics`` and ``caps["supports_fast_atomics"]``, ``in``, ``.get``,
+    ``dict(caps)``, iteration over the field names."""
+
     chip: str
     metal_family: str
     simulated: bool
@@ -35,6 +40,19 @@ class HardwareCapabilities:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    # The Mapping protocol (keys, items, values, get, `in` come from collections.abc.Mapping). The
+    # dataclass's own __eq__, __hash__ and __repr__ stay: they are generated into this class.
+    def __getitem__(self, key):
+        if isinstance(key, str) and key in self.__dataclass_fields__:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self):
+        return (f.name for f in fields(self))
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
 
     def __str__(self) -> str:
         width = max(len(k) for k in self.as_dict())

@@ -4,7 +4,10 @@ coalescing efficiency, stride pattern and a suggestion.
 ``fn`` is anything that launches kernels when called: the host function that wraps a kernel
 (``add(x, y)``), or a bound launch ``kernel[grid]``. It is called once as ``fn(*sample_inputs,
 **kwargs)`` (``sample_inputs`` may be a tuple, a dict of keyword arguments or a single value).
-Every kernel dispatch it makes is analysed.
+Every kernel dispatch it makes is analysed. A kernel itself (``@triton.jit``, autotuned,
+``@triton.heuristics``) needs its launch grid: ``analyze_memory_access(kernel, args, grid=grid)``
+is ``analyze_memory_access(kernel[grid], args)``; without ``grid=`` it is refused up front with
+both forms, before anything runs.
 
 The counts come from the simulator (``triton_metal.sim.count_traffic``), which runs the very MSL
 the GPU would; layouts come from the kernel's TTGIR in Triton's cache. Apple GPUs expose no such
@@ -19,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from triton import knobs
+from triton.runtime.jit import KernelInterface
 
 from triton_metal.backends.metal import ttgir_sites
 from triton_metal.runtime import get_runtime
@@ -118,13 +122,16 @@ def suggestion(kind: str, efficiency: float, op) -> str:
 def _ttgir_for(name: str, msl: str) -> str | None:
     """The TTGIR that Triton cached next to this exact MSL."""
     cache_dir = knobs.cache.dir
-    for path in glob.glob(os.path.join(cache_dir, "*", f"{name}.msl")):
-        try:
-            if Path(path).read_text() == msl:
-                ttgir = Path(path).with_suffix(".ttgir")
-                return ttgir.read_text() if ttgir.exists() else None
-        except OSError:
-            continue
+    # Triton names its files after the Python kernel, which may differ from the MSL name (an MSL
+    # keyword, a leading underscore): then look at every cached MSL.
+    for pattern in (f"{name}.msl", "*.msl"):
+        for path in glob.glob(os.path.join(cache_dir, "*", pattern)):
+            try:
+                if Path(path).read_text() == msl:
+                    ttgir = Path(path).with_suffix(".ttgir")
+                    return ttgir.read_text() if ttgir.exists() else None
+            except OSError:
+                continue
     return None
 
 
@@ -136,8 +143,36 @@ def _call(fn, sample_inputs, kwargs):
     return fn(sample_inputs, **kwargs)
 
 
-def analyze_memory_access(fn, sample_inputs=(), **kwargs) -> MemoryAccessReport:
-    """Run ``fn(*sample_inputs, **kwargs)`` once on the simulator, counting each load and store."""
+def _kernel_name(kernel) -> str:
+    while not hasattr(kernel, "__name__") and hasattr(kernel, "fn"):  # Autotuner / Heuristics wrap a JITFunction
+        kernel = kernel.fn
+    return getattr(kernel, "__name__", type(kernel).__name__)
+
+
+def _launcher(fn, grid):
+    """What to call: ``fn`` itself, or ``fn[grid]`` for a kernel (which is not callable without a grid)."""
+    if not isinstance(fn, KernelInterface):
+        if grid is not None:
+            raise TypeError("analyze_memory_access: grid= applies to a kernel (@triton.jit or autotuned); "
+                            f"{_kernel_name(fn)} is called as fn(*sample_inputs) and launches its own kernels")
+        return fn
+    if grid is None:
+        name = _kernel_name(fn)
+        raise TypeError(
+            f"analyze_memory_access needs the launch grid of kernel {name!r}: a kernel cannot be called "
+            "without one. Pass the kernel with grid=, or a bound launch (or a host function that launches it):\n"
+            f"    metal.analyze_memory_access({name}, (x, y, out, n), grid=(triton.cdiv(n, 1024),), BLOCK_SIZE=1024)\n"
+            f"    metal.analyze_memory_access({name}[(triton.cdiv(n, 1024),)], (x, y, out, n), BLOCK_SIZE=1024)\n"
+            "(an autotuned kernel takes a grid function, grid=lambda meta: (triton.cdiv(n, meta['BLOCK_SIZE']),), "
+            "and no block size)")
+    return fn[grid]
+
+
+def analyze_memory_access(fn, sample_inputs=(), *, grid=None, **kwargs) -> MemoryAccessReport:
+    """Run ``fn(*sample_inputs, **kwargs)`` once on the simulator, counting each load and store.
+
+    ``fn`` is a host function or a bound launch ``kernel[grid]``, or a kernel with ``grid=``."""
+    fn = _launcher(fn, grid)
     runtime = get_runtime()
     if not runtime.simulated:
         _call(fn, sample_inputs, kwargs)

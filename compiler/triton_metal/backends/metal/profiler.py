@@ -58,8 +58,11 @@ class ProfileReport:
                 "kernels": [k.as_dict() for k in self.kernels]}
 
     def __getitem__(self, name: str) -> KernelProfile:
+        from triton_metal.codegen import msl_kernel_name
+        # Kernels are recorded under their MSL function name, which differs from the Python name
+        # when that one is not a valid MSL identifier: look either up.
         for k in self.kernels:
-            if k.kernel == name:
+            if k.kernel in (name, msl_kernel_name(name)):
                 return k
         raise KeyError(f"no kernel named {name!r} was launched while profiling")
 
