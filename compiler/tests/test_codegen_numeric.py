@@ -57,7 +57,8 @@ def test_math_is_precise_by_default_and_fast_on_request(compile_msl):
 
 def test_catalog_messages_name_the_op_reason_and_alternative():
     for key, entry in CATALOG.items():
-        fields = {"dtype": "f16", "kind": "fadd", "symbol": "__nv_tanhf", "name": "x_ptr"}
+        fields = {"dtype": "f16", "kind": "fadd", "symbol": "__nv_tanhf", "name": "x_ptr", "sem": "acq_rel",
+                  "version": "3.1", "macos": "14"}
         msg = str(refuse(key, "kernel.py:3:4", **fields))
         assert msg.startswith(f"Operation {entry.op.format(**fields)} is not supported by the Metal backend: ")
         assert ". Instead: " in msg and msg.endswith("at kernel.py:3:4")

@@ -88,7 +88,7 @@ def test_full_simdgroup_sum_and_max_are_simd_collectives(compile_msl):
 def test_kernel_scope_reductions_need_one_barrier_each(compile_msl):
     msl, _ = compile_msl(row_softmax_kernel, SIG, {"N": 1024}, num_warps=4)
     assert msl.count("threadgroup_barrier(") == 2  # partials in their own arrays: no trailing barrier
-    assert "threadgroup float x_acc_partials[4];" in msl
+    assert "threadgroup float tm_x_acc_partials[4];" in msl  # (tm_: a name of the code generator's own)
 
 
 def test_reductions_in_a_loop_keep_the_trailing_barrier(compile_msl):

@@ -12,13 +12,16 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from triton import knobs
 from triton._C.libtriton import ir, passes
 from triton.backends.compiler import BaseBackend, GPUTarget, Language
 
-from triton_metal import __version__, cache
+from triton_metal import __version__, cache, numerics
 from triton_metal.codegen import generate_msl
+from triton_metal.codegen.memory_model import target_msl_version
 from triton_metal.debug import log
 from triton_metal.errors import check_threads_per_threadgroup
+from triton_metal.metal_check import stage as frontend_check
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,9 @@ class MetalOptions:
     num_ctas: int = 1
     num_stages: int = 1
     warp_size: int = 32  # Apple SIMD width
-    enable_fp_fusion: bool = False
+    # a*b+c as one fma() (codegen/lower_contraction.py). Triton 3.9's default, which parse_options resolves as
+    # Triton's CUDA backend does (TRITON_DEFAULT_FP_FUSION, TRITON_FORCE_DISABLE_FP_FUSION).
+    enable_fp_fusion: bool = True
     launch_cooperative_grid: bool = False
     extern_libs: Any = None
     debug: bool = False
@@ -41,8 +46,13 @@ class MetalOptions:
     max_num_imprecise_acc_default: int = 0
     instrumentation_mode: str = ""
     fpsan_homomorphic_casts: bool = False
-    # Metal's fast math reorders and flushes denormals; precise functions are the default.
+    # Metal's fast math (numerics.py): fast:: functions and Apple's fast math mode. Precise by default;
+    # TRITON_METAL_FAST_MATH=1 changes the default (parse_options), so the choice is in the cache key.
     fast_math: bool = False
+    # Metal Shading Language version the MSL may use ("3.0", "3.1", "3.2"): what the Metal runtime compiles
+    # with on this macOS, or TRITON_METAL_MSL_VERSION (codegen/memory_model.py). Atomics that order memory
+    # across programs need 3.2.
+    msl_version: str = ""
     # AMD tuning knobs that portable kernels pass in their non-CUDA autotune configs (upstream
     # tutorial 03): accepted so those configs run, and ignored.
     matrix_instr_nonkdim: int = 0
@@ -65,7 +75,7 @@ def _source_hash() -> str:
     """Hash of our own code generator, so Triton's cache never serves MSL from an older version."""
     root = Path(__file__).parent
     h = hashlib.sha256(__version__.encode())
-    for path in sorted([*root.glob("codegen/*.py"), root / "compiler.py"]):
+    for path in sorted([*root.glob("codegen/*.py"), root / "compiler.py", root / "numerics.py"]):
         h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -82,12 +92,16 @@ class MetalBackend(BaseBackend):
         cache.install()  # checksummed compile-cache entries (triton_metal.cache)
 
     def hash(self) -> str:
-        return f"metal-{__version__}-{self.target.arch}-{_source_hash()}"
+        # The front-end check's model is in the key when the check is on: a cached kernel was checked by it.
+        return f"metal-{__version__}-{self.target.arch}-{_source_hash()}{frontend_check.cache_key()}"
 
     def parse_options(self, opts: dict) -> MetalOptions:
         known = {f.name for f in fields(MetalOptions)}
         args = {k: v for k, v in opts.items() if k in known and v is not None}
         args["arch"] = self.target.arch
+        args.setdefault("msl_version", target_msl_version())  # in the options, so in the cache key
+        args.setdefault("fast_math", numerics.fast_math_requested())  # likewise: the one place it is decided
+        args["enable_fp_fusion"] = knobs.language.fp_fusion_enabled(args.get("enable_fp_fusion"))
         args.pop("warp_size", None)
         for key in ("supported_fp8_dtypes", "deprecated_fp8_dot_operand_dtypes", "allowed_dot_input_precisions"):
             if key in args:
@@ -163,11 +177,16 @@ def make_msl(mod, metadata, opt: MetalOptions) -> str:
     log(2, "TTGIR of %s:\n%s", mod.get_entry_func_name(), mod)
     start = time.perf_counter()
     kernel = generate_msl(mod, opt)
-    log(1, "compiled %s to MSL in %.1f ms (%d threads, %d bytes threadgroup memory)", kernel.name,
+    triton_name = mod.get_entry_func_name()
+    # The MSL name differs where MSL reserves the Triton one (a leading `_`, a keyword: codegen.msl_kernel_name).
+    shown = triton_name if triton_name == kernel.name else f"{triton_name} (MSL kernel {kernel.name})"
+    log(1, "compiled %s to MSL in %.1f ms (%d threads, %d bytes threadgroup memory)", shown,
         (time.perf_counter() - start) * 1e3, opt.num_warps * opt.warp_size, kernel.threadgroup_memory_bytes)
     metadata["name"] = kernel.name
     metadata["shared"] = kernel.threadgroup_memory_bytes
     metadata["threadgroup_size"] = opt.num_warps * opt.warp_size
     metadata["arg_kinds"] = kernel.arg_kinds
     metadata["diagnostics"] = kernel.diagnostics  # tl.device_print/device_assert sites, for the launcher
+    # TRITON_METAL_FRONTEND_CHECK=1: the texts Apple's compiler would get, checked (raises MetalFrontEndError).
+    frontend_check.check_generated(kernel.source, kernel.name, opt.msl_version)
     return kernel.source

@@ -52,6 +52,15 @@ CATALOG: dict[str, Refusal] = {
         "accumulate in int32/uint32/float32"),
     "atomic_float_bitwise": Refusal(
         "atomic {kind} on {dtype}", "Metal has no floating-point bitwise atomics", "bitcast to int32 first"),
+    "atomic_order_needs_msl32": Refusal(
+        "atomic with sem='{sem}' at scope 'gpu'", "Metal {version} (macOS {macos}) orders memory across "
+        "threadgroups in no way: its atomics are relaxed only and it has no device-scope fence or coherent "
+        "buffers (both Metal 3.2, macOS 15)",
+        "pass sem='relaxed' if nothing depends on the atomic ordering other memory accesses (sums, counts), "
+        "or run on macOS 15 or later"),
+    "atomic_scope_sys": Refusal(
+        "atomic with scope='sys'", "no Metal memory scope reaches the CPU or another device during a dispatch "
+        "(the widest is thread_scope_device)", "use scope='gpu' (the default)"),
     "branch_cycle": Refusal(
         "cf.br / cf.cond_br forming a cycle", "MSL has no goto: only acyclic branch graphs (the early returns "
         "Triton emits) are rebuilt as nested ifs", "write loops with `for` / `while` (scf ops)"),

@@ -63,8 +63,9 @@ def from_torch(t: torch.Tensor, dtype: str) -> np.ndarray:
 def ulp(ref: np.ndarray, dtype: str) -> np.ndarray:
     """Size of one unit in the last place of `dtype` at each value of `ref`."""
     mag = np.abs(ref.astype(np.float64))
-    exp = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
     min_exp = {"f16": -14, "bf16": -126, "f32": -126, "f64": -1022}[dtype]
+    # At 0 (and among subnormals) the spacing of the subnormals: an ulp of 0 is not an ulp of 1.
+    exp = np.where(mag > 0, np.floor(np.log2(np.where(mag > 0, mag, 1.0))), min_exp)
     return 2.0 ** (np.maximum(exp, min_exp) - MANTISSA[dtype])
 
 
@@ -113,6 +114,15 @@ def make_input(domain: str, dtype: str, shape, rng, operand: int) -> np.ndarray:
         if domain == "ties":
             return _ints(rng, dtype, shape, 0, 7)
         return _ints(rng, dtype, shape)
+    if domain == "subnormal" or (domain == "subnormal_dividend" and operand != 1):
+        from ops.apple_numerics import subnormal_inputs
+        return subnormal_inputs(dtype, shape, rng)
+    if domain == "subnormal_dividend":  # divisors of ordinary size: quotients of small normals are subnormal
+        return to_repr(np.exp2(rng.uniform(-2, 2, size=shape)) * np.where(rng.random(shape) < 0.5, -1, 1), dtype)
+    if domain == "half_subnormal":  # float32 values around the half subnormal range [2^-24, 2^-14)
+        return to_repr(np.exp2(rng.uniform(-26, -13, size=shape)) * np.where(rng.random(shape) < 0.5, -1, 1), dtype)
+    if domain == "pi":
+        return _floats(rng, dtype, shape, -np.pi, np.pi)
     if domain == "pos":
         return _floats(rng, dtype, shape, 0.01, 20.0)
     if domain == "unit":

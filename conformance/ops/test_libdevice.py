@@ -135,9 +135,17 @@ def run(fn, *inputs, out_dtype=None, device="cpu"):
 
 
 def ulp_error(got, ref):
-    """|got - ref| in units of the float32 spacing at ref (subnormal spacing below FLT_MIN)."""
+    """|got - ref| in units of the float32 spacing at ref (subnormal spacing below FLT_MIN). A subnormal
+    result returned as zero is no error: Apple GPUs flush subnormal float results (MSL spec 8.5)."""
     spacing = np.maximum(np.spacing(np.abs(ref.astype(np.float32))).astype(np.float64), 2.0 ** -149)
-    return np.abs(got.astype(np.float64) - ref) / spacing
+    flushed = (got == 0) & (np.abs(ref) < 2.0 ** -126)
+    return np.where(flushed, 0.0, np.abs(got.astype(np.float64) - ref) / spacing)
+
+
+def flushed(a):
+    """float32 subnormals replaced by a zero of their sign: an operand as Apple's arithmetic reads it."""
+    a = np.asarray(a, dtype=np.float32)
+    return np.where(np.abs(a) < np.float32(2.0 ** -126), np.copysign(np.float32(0), a), a).astype(np.float32)
 
 
 def mp(fn):
@@ -187,8 +195,11 @@ def test_helper_accuracy_over_wide_ranges(name, device):
 def test_hypot_does_not_overflow_or_underflow(device):
     x = (log_uniform(rng, 1e-38, 1e38, 2000) * rng.choice([-1, 1], 2000)).astype(np.float32)
     y = (x * rng.uniform(0.01, 2, 2000)).astype(np.float32)
-    err = ulp_error(run(_hypot, x, y, device=device), np.hypot(x.astype(np.float64), y.astype(np.float64)))
-    assert err.max() <= 2  # (0.8 measured)
+    got = run(_hypot, x, y, device=device)
+    err = ulp_error(got, np.hypot(x.astype(np.float64), y.astype(np.float64)))
+    # A subnormal y may be read as 0 (MSL spec 8.5; Apple GPUs flush it): then hypot(x, 0) is as good.
+    err_flushed = ulp_error(got, np.hypot(flushed(x).astype(np.float64), flushed(y).astype(np.float64)))
+    assert np.minimum(err, err_flushed).max() <= 2  # (0.8 measured)
 
 
 SPECIAL_F32 = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.5, 2.0 ** -149, -(2.0 ** -130), 3.0e38,
@@ -211,7 +222,9 @@ def test_signbit_copysign_and_saturatef_special_values(device):
     got = run(_copysign, SPECIAL_F32, y, device=device)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(np.copysign(SPECIAL_F32, y)))
     sat = run(_saturatef, SPECIAL_F32, device=device)
-    np.testing.assert_array_equal(sat, np.where(np.isnan(SPECIAL_F32), 0, np.clip(SPECIAL_F32, 0, 1)))
+    want = np.where(np.isnan(SPECIAL_F32), 0, np.clip(SPECIAL_F32, 0, 1)).astype(np.float32)
+    # saturatef compares: a subnormal operand may compare as 0 (MSL spec 8.5), so 0 is right for it too.
+    assert ((sat == want) | ((sat == 0) & (flushed(SPECIAL_F32) == 0))).all(), (sat, want)
 
 
 def test_nextafter_edges(device):
@@ -238,8 +251,14 @@ def test_ldexp_extreme_exponents(device):
     x = np.array([1.0, 1.5, 3.0e38, 1.0, 1.5, 1e-30, 2.0 ** -149, 1.0, -1.0], dtype=np.float32)
     n = np.array([127, -149, -300, 128, -150, 200, 300, -2**31, 2**31 - 1], dtype=np.int32)
     got = run(_ldexp, x, n, device=device)
-    want = [np.float32(math.ldexp(float(a), int(max(min(k, 400), -400)))) for a, k in zip(x, n)]
-    np.testing.assert_array_equal(got, np.array(want, dtype=np.float32))
+
+    def ldexp(values):
+        return np.array([np.float32(math.ldexp(float(a), int(max(min(k, 400), -400)))) for a, k in zip(values, n)],
+                        dtype=np.float32)
+    # Exact, except that a subnormal operand may be read as 0 and a subnormal result returned as 0 (MSL spec
+    # 8.5; Apple GPUs flush both).
+    ieee, flush = ldexp(x), flushed(ldexp(flushed(x)))
+    assert ((got == ieee) | (got == flush) | ((got == 0) & (flushed(ieee) == 0))).all(), (got, ieee, flush)
 
 
 def test_erfinv_at_the_ends_of_its_domain(device):

@@ -6,7 +6,7 @@ from triton_metal.errors import UnsupportedOperationError
 from triton_metal.refusals import refusal
 
 from ops import table
-from ops.runner import compare, compile_only, inputs_of, reference_of, run_batch
+from ops.runner import alternative_of, compare, compile_only, inputs_of, reference_of, run_batch
 
 PAIRS = [(row, dtype) for row in table.ROWS for dtype in row.dtypes]
 
@@ -37,8 +37,10 @@ def test_op(row, dtype, device):
         x = inputs_of(row, dtype, variant)[0]
         scale = float(np.nanmax(np.abs(np.where(np.isfinite(x), x, 0)))) if x.dtype.kind == "f" else 1.0
         scale *= max(variant[0][variant[1]] if variant[1] is not None else 1, 1)
-        for g, r, odt in zip(got, reference_of(row, dtype, variant), row.out_dtypes(dtype)):
-            msg = compare(g, r, dtype, odt, row.tol, scale)
+        refs = reference_of(row, dtype, variant)
+        alts = alternative_of(row, dtype, variant) or (None,) * len(refs)
+        for g, r, a, odt in zip(got, refs, alts, row.out_dtypes(dtype)):
+            msg = compare(g, r, dtype, odt, row.tol, scale, a, row.may_flush)
             if msg:
                 problems.append(f"shape {variant[0]} axis {variant[1]}: {msg}")
     assert not problems, "\n".join(problems)

@@ -85,11 +85,28 @@ def test_macos_13_uses_metal_3_0_and_turns_fast_math_off_explicitly(add_msl):
     assert fake.find("setFastMathEnabled") == [{"value": False}]
 
 
-def test_fast_math_only_when_asked(add_msl, monkeypatch):
+def test_fast_math_is_the_kernels_own_choice_not_the_runtimes(add_msl, compile_msl, monkeypatch):
+    # The mode is decided once, when the kernel is compiled (MetalOptions.fast_math, in the cache key), and
+    # the MSL states it: the runtime compiles what the MSL says, whatever the environment says at launch.
     rt, fake = make_runtime()
     monkeypatch.setenv("TRITON_METAL_FAST_MATH", "1")
-    assert rt.compile(add_msl[0], add_msl[1].name).fast_math
-    assert fake.find("setMathMode") == [{"value": fake.MTLMathModeFast}]
+    assert not rt.compile(add_msl[0], add_msl[1].name).fast_math  # compiled precise before the variable was set
+    fast_msl, metadata = compile_msl(add_kernel, ADD_SIGNATURE, {"BLOCK": 128}, num_warps=4)  # now fast
+    assert "#pragma METAL fp math_mode(fast)" in fast_msl
+    assert rt.compile(fast_msl, metadata.name).fast_math
+    assert fake.find("setMathMode") == [{"value": fake.MTLMathModeSafe}, {"value": fake.MTLMathModeFast}]
+    assert fake.find("setMathFloatingPointFunctions")[-1] == {"value": fake.MTLMathFloatingPointFunctionsFast}
+
+
+def test_torch_refuses_a_precise_kernel_it_would_compile_with_fast_math(add_msl):
+    # PyTorch compiles with fast math when PYTORCH_MPS_FAST_MATH is set; before MSL 3.2 a kernel cannot
+    # state its own math mode (numerics.MathMode.pragmas), so the precise kernel is refused, not miscompiled.
+    from triton_metal.runtime.metal_runtime import check_torch_math_mode
+    msl, metadata = add_msl
+    with pytest.raises(MetalError, match="unset PYTORCH_MPS_FAST_MATH"):
+        check_torch_math_mode(msl, metadata.name, "MTLLanguageVersion3_1", {"PYTORCH_MPS_FAST_MATH": "1"})
+    check_torch_math_mode(msl, metadata.name, "MTLLanguageVersion3_2", {"PYTORCH_MPS_FAST_MATH": "1"})
+    check_torch_math_mode(msl, metadata.name, "MTLLanguageVersion3_1", {})
 
 
 def test_pipelines_are_cached_until_clear_cache(add_msl):
@@ -257,16 +274,23 @@ def test_cpu_torch_tensors_are_refused_with_the_fix():
 
 # ---- the torch path's arguments (the launch itself needs an Apple GPU) -------------------------
 
-def test_torch_arguments_keep_slot_order_and_exact_scalar_widths():
+def test_torch_arguments_keep_slot_order_and_each_scalars_bytes():
     import torch
     from triton_metal.runtime.metal_runtime import torch_launch_arguments
     x = torch.arange(6, dtype=torch.float32)
     args, threads, group_size = torch_launch_arguments(
         {0: x, 1: struct.pack("<i", -7), 2: struct.pack("<e", 1.5), 3: None}, (5, 2, 1), (128, 1, 1), "null")
     assert args[0] is x and args[3] == "null"
-    assert (args[1].dim(), args[1].element_size(), args[1].item()) == (0, 4, -7)
-    assert args[2].element_size() == 2 and args[2].view(torch.float16).item() == 1.5
+    # int lists, which PyTorch binds as setBytes of their int64s: the scalar's bytes first, zero-padded
+    assert struct.unpack_from("<i", struct.pack("<q", *args[1]))[0] == -7 and len(args[1]) == 1
+    assert struct.unpack_from("<e", struct.pack("<q", *args[2]))[0] == 1.5 and len(args[2]) == 1
     assert threads == [640, 2, 1] and group_size == [128, 1, 1]  # = 5 x 2 x 1 threadgroups of 128
+
+
+def test_more_scalar_bytes_than_setbytes_takes_is_a_clear_error():
+    from triton_metal.runtime.metal_runtime import torch_launch_arguments
+    with pytest.raises(MetalError, match="at most 4095 bytes"):
+        torch_launch_arguments({0: bytes(4096)}, (1, 1, 1), (32, 1, 1))
 
 
 def test_chip_names_and_core_counts_parse_from_recorded_outputs():

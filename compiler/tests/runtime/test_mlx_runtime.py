@@ -2,7 +2,7 @@
 arguments (mlx[cpu] has no Metal back end, so mx.fast.metal_kernel itself cannot run here). The
 wrapped kernel is also run on the Metal simulator inside a signature written as MLX writes it
 (our re-implementation of ``write_signature`` in mlx/backend/metal/custom_kernel.cpp, read, not
-run against MLX). Tests marked apple_gpu run the real thing on the self-hosted runner."""
+run against MLX; mlx_emulation.py). Tests marked apple_gpu run the real thing on the self-hosted runner."""
 from __future__ import annotations
 
 import struct
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import triton
 import triton.language as tl
+from mlx_emulation import mlx_signature
 from triton_metal.errors import MetalError, MLXNotFoundError
 from triton_metal.runtime.mlx_runtime import (
     MLX_ATTRIBUTE_TYPES,
@@ -63,23 +64,6 @@ def test_body_rebinds_our_names_to_mlx_inputs_outputs_and_attributes(axpy):
 def test_a_kernel_not_in_the_msl_is_a_clear_error(axpy):
     with pytest.raises(MetalError, match="no 'kernel void other\\("):
         split_kernel(axpy[0], "other")
-
-
-def mlx_signature(name, inputs, outputs, source):
-    """The kernel MLX compiles for our body: inputs (name, MSL type, 0-d?, size), then outputs
-    (name, MSL type), then the attributes named in the source (order as in MLX's table)."""
-    params, index = [], 0
-    for in_name, ctype, scalar, size in inputs:
-        space = "constant" if size < 8 else "device"
-        params.append(f"  const {space} {ctype}{'&' if scalar else '*'} {in_name} [[buffer({index})]]")
-        index += 1
-    for out_name, ctype in outputs:
-        params.append(f"  device {ctype}* {out_name} [[buffer({index})]]")
-        index += 1
-    for attr in sorted(MLX_ATTRIBUTE_TYPES):
-        if attr in source:
-            params.append(f"  {MLX_ATTRIBUTE_TYPES[attr]} {attr} [[{attr}]]")
-    return f"[[kernel]] void {name}(\n" + ",\n".join(params) + ") {\n" + source + "\n}\n"
 
 
 def test_wrapped_kernel_computes_axpy_on_the_simulator(axpy):

@@ -259,3 +259,22 @@ kernel void weights(device float* out [[buffer(0)]], constant float* w [[buffer(
     out[tid] = w[tid] * float(n);
 }
 """, "weights", (1, 1, 1), (4, 1, 1), {0: out, 1: w, 2: np.array([2], np.uint32)})
+
+
+SCALE = """
+kernel void scale(device int* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+    x[i] = x[i] * 3;  // signed overflow: undefined in MSL as in C++
+}
+"""
+
+
+def test_signed_integer_overflow_traps(run_msl):
+    x = np.array([2**31 - 1] * 32, np.int32)
+    with pytest.raises(Exception, match=r"undefined integer behaviour \(signed overflow"):
+        run_msl(SCALE, "scale", (1, 1, 1), (32, 1, 1), {0: x})
+
+
+def test_signed_arithmetic_without_overflow_runs(run_msl):
+    x = np.arange(32, dtype=np.int32)
+    run_msl(SCALE, "scale", (1, 1, 1), (32, 1, 1), {0: x})
+    np.testing.assert_array_equal(x, np.arange(32, dtype=np.int32) * 3)

@@ -8,6 +8,7 @@ from triton_metal.codegen import (  # noqa: F401  (importing registers the lower
     lower_atomics,
     lower_blockptr,
     lower_calls,
+    lower_contraction,
     lower_control,
     lower_debug_ops,
     lower_dot,
@@ -18,25 +19,29 @@ from triton_metal.codegen import (  # noqa: F401  (importing registers the lower
     lower_memory,
     lower_numeric,
     lower_reduce,
+    lower_rounding,
     lower_scan,
     lower_shape,
     lower_shared,
     lower_values,
+    memory_model,
 )
 from triton_metal.codegen.emitter import MSL_RESERVED, KernelEmitter, Var, source_line
 from triton_metal.codegen.ir_reader import ModuleReader
+from triton_metal.codegen.msl_text import check_generated, identifier
+from triton_metal.codegen.own_names import LANE, NUM_PROGRAMS, PROGRAM_ID, SCALARS, SCRATCH, SIMD
 from triton_metal.errors import UnsupportedOperationError
+from triton_metal.numerics import MathMode
 from triton_metal.refusals import refuse
 
 MAX_BUFFER_ARGUMENTS = 31  # Metal's buffer argument table
-SCALARS = "tm_scalars"  # the struct of scalar arguments, when they are packed
 
 # Builtins every kernel receives; the names are what the generated code reads.
 BUILTINS = (
-    "uint3 program_id [[threadgroup_position_in_grid]]",
-    "uint3 num_programs [[threadgroups_per_grid]]",
-    "ushort lane [[thread_index_in_simdgroup]]",
-    "ushort simd [[simdgroup_index_in_threadgroup]]",
+    f"uint3 {PROGRAM_ID} [[threadgroup_position_in_grid]]",
+    f"uint3 {NUM_PROGRAMS} [[threadgroups_per_grid]]",
+    f"ushort {LANE} [[thread_index_in_simdgroup]]",
+    f"ushort {SIMD} [[simdgroup_index_in_threadgroup]]",
 )
 
 
@@ -50,8 +55,10 @@ class MslKernel:
 
 
 def msl_kernel_name(name: str) -> str:
-    """The MSL function name of a Triton kernel: Triton allows names that are MSL keywords."""
-    return f"triton_{name}" if name in MSL_RESERVED else name
+    """The MSL function name of a Triton kernel: Triton allows names that are MSL keywords, contain Metal
+    attribute names or non-ASCII letters (msl_text.identifier spells them; the launcher looks kernels up by
+    this name, in the metadata)."""
+    return identifier(name, MSL_RESERVED, default="triton")
 
 
 def used_values(func) -> set:
@@ -82,7 +89,11 @@ def generate_msl(mod, options) -> MslKernel:
     name = msl_kernel_name(mod.get_entry_func_name())
     em = KernelEmitter(name, options)
     em.fresh(name)  # no local may shadow the kernel
+    scalars_struct = em.fresh_own(f"{name}_scalars")  # the struct of its scalar arguments, when they are packed
     em.used_values = used_values(func)
+    em.fusion = lower_contraction.plan(func, getattr(options, "enable_fp_fusion", False))  # a*b+c -> fma()
+    em.observes_other_programs = memory_model.observes_other_programs(func, em.used_values)
+    em.device_space = memory_model.device_space(func, options, em.used_values)  # before any pointer is spelled
     params, arg_kinds, unpack = [], [], []
     args = func.regions[0].args
     # One buffer slot per argument reads best; a kernel with more arguments than Metal has slots
@@ -113,9 +124,9 @@ def generate_msl(mod, options) -> MslKernel:
             arg_kinds.append([pname, "scalar", arg.type.element])
         em.vars[arg.id] = Var(pname, ctype)
     if fields:
-        em.helpers.insert(0, "\n".join([f"struct {name}_scalars {{  // the scalar arguments, packed in order"] +
+        em.helpers.insert(0, "\n".join([f"struct {scalars_struct} {{  // the scalar arguments, packed in order"] +
                                         fields + ["};"]))
-        params.append(f"constant {name}_scalars& {SCALARS} [[buffer({len(params)})]]")
+        params.append(f"constant {scalars_struct}& {SCALARS} [[buffer({len(params)})]]")
     lower_control.lower_body(em, func.regions[0])  # straight-line, or branches of early returns
     hidden = lower_debug_ops.diagnostics_parameter(em, len(params), MAX_BUFFER_ARGUMENTS)  # prints/asserts: one buffer
     if hidden is not None:
@@ -130,6 +141,7 @@ def generate_msl(mod, options) -> MslKernel:
            if em.scratch_bytes + em.shared_bytes else ""),
         "#include <metal_stdlib>",
         "using namespace metal;",
+        *MathMode.of_options(options).pragmas(),  # the kernel's math mode, whatever the runtime's options
         "",
     ]
     for helper in em.helpers:
@@ -137,10 +149,12 @@ def generate_msl(mod, options) -> MslKernel:
     signature = ",\n".join("    " + p for p in params + list(BUILTINS))
     out.append(f"kernel void {name}(\n{signature})\n{{")
     if em.scratch_bytes:
-        out.append(f"    threadgroup float4 tm_scratch[{(em.scratch_bytes + 15) // 16}];")
+        out.append(f"    threadgroup float4 {SCRATCH}[{(em.scratch_bytes + 15) // 16}];")
     out += unpack
     out += em.prologue
     out += em.lines
     out.append("}")
-    return MslKernel(name, "\n".join(out) + "\n", (em.scratch_bytes + 15) // 16 * 16 + em.shared_bytes, arg_kinds,
+    source = "\n".join(out) + "\n"
+    check_generated(source, name, em._used_names, em.static_helpers)
+    return MslKernel(name, source, (em.scratch_bytes + 15) // 16 * 16 + em.shared_bytes, arg_kinds,
                      lower_debug_ops.sites(em))

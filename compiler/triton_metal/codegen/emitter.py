@@ -7,14 +7,16 @@ Lowering functions, one per op family, register themselves in ``LOWERINGS``.
 """
 from __future__ import annotations
 
-import keyword
 import linecache
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from triton_metal.codegen.layout import LinearLayout, bits_expr
-from triton_metal.codegen.types import msl_scalar
+from triton_metal.codegen.msl_text import comment, identifier, is_fixed_own, own_spelling
+from triton_metal.codegen.msl_words import RESERVED_WORDS
+from triton_metal.codegen.own_names import LANE, REG, SCRATCH, SIMD
+from triton_metal.codegen.types import msl_scalar, threadgroup_pointer
 from triton_metal.debug import log
 from triton_metal.errors import UnsupportedOperationError, check_threadgroup_memory
 from triton_metal.refusals import refuse
@@ -45,14 +47,9 @@ class Var:
         return self.nregs > 0 and not self.uniform
 
 
-MSL_RESERVED = {
-    "kernel", "device", "constant", "threadgroup", "thread", "half", "bfloat", "float", "int", "uint", "bool",
-    "char", "short", "long", "vec", "min", "max", "abs", "exp", "log", "select", "lane", "simd", "program_id",
-    "num_programs", "i", "r", "metal", "precise", "fast", "sizeof", "namespace", "template", "using", "class",
-    "struct", "union", "auto", "register", "default", "switch", "case", "do", "goto", "signed", "unsigned",
-    "static", "extern", "inline", "volatile", "delete", "new", "this", "operator", "private", "public",
-    "protected", "friend", "virtual", "typename", "typedef", "enum", "main", "scratch", "true", "false",
-}
+# The words no user's name may be spelled as (msl_words); the code generator's own names are `tm_`
+# names (msl_text, own_names), which identifier() never returns.
+MSL_RESERVED = RESERVED_WORDS
 
 
 def paren(expr: str) -> str:
@@ -94,19 +91,33 @@ class KernelEmitter:
     depth: int = 1
     scratch_bytes: int = 0
     shared_bytes: int = 0  # dedicated threadgroup arrays (ttg.local_alloc buffers), besides the scratch
-    _used_names: set = field(default_factory=set)
+    _used_names: set = field(default_factory=set)  # every name given out, in both namespaces
+    static_helpers: set = field(default_factory=set)  # helper texts added as written (lower_numeric.add_helper)
     _layout_names: dict = field(default_factory=dict)
     last_location: str = ""
+    # How device pointers are spelled: "coherent(device) device" in kernels whose atomics order memory
+    # across programs (memory_model.device_space).
+    device_space: str = "device"
+    # Whether a program can observe other programs' writes during the launch (memory_model): only then
+    # do atomics' sem/scope need fences.
+    observes_other_programs: bool = True
 
     # ---- names and output -------------------------------------------------------------------
     def fresh(self, hint: str = "") -> str:
-        base = re.sub(r"[^A-Za-z0-9_]", "_", hint or "v") or "v"
-        if base[0].isdigit() or base in MSL_RESERVED or keyword.iskeyword(base) or base.startswith("tm_"):
-            base = f"v_{base}"
+        """A new name for a user's value, argument or function, spelled after `hint` (msl_text.identifier:
+        never a reserved word, an MLX attribute or a `tm_` name); `hint_1`, `hint_2` ... when taken."""
+        return self._allocate(identifier(hint, MSL_RESERVED))
+
+    def fresh_own(self, hint: str = "") -> str:
+        """A new name of the code generator's own (a scratch pointer, an accumulator, a helper function),
+        spelled `tm_` + `hint` (which may hold a user's name, for readability); never a fixed own name."""
+        return self._allocate(own_spelling(hint))
+
+    def _allocate(self, base: str) -> str:
         name, n = base, 0
-        while name in self._used_names:
+        while name in self._used_names or is_fixed_own(name):
             n += 1
-            name = f"{base}_{n}"
+            name = f"{base.rstrip('_')}_{n}"  # never `__`, which C++ reserves
         self._used_names.add(name)
         return name
 
@@ -129,7 +140,7 @@ class KernelEmitter:
         m = re.match(r"(.*):(\d+):\d+$", op.location or "")
         if m:
             text = linecache.getline(m.group(1), int(m.group(2))).strip()
-            self.emit(f"// {m.group(1).rsplit('/', 1)[-1]}:{m.group(2)}: {text}" if text else f"// {op.location}")
+            self.emit(comment(f"{m.group(1).rsplit('/', 1)[-1]}:{m.group(2)}: {text}" if text else op.location))
 
     def unsupported(self, op, reason: str = "", alternative: str = ""):
         return UnsupportedOperationError(op.name if hasattr(op, "name") else str(op),
@@ -152,7 +163,7 @@ class KernelEmitter:
         if element.removeprefix("!tt.ptr<").startswith("f8"):
             raise self.refuse("fp8", dtype=element.removeprefix("!tt.ptr<").rstrip(">"))
         try:
-            return msl_scalar(element, unsigned)
+            return msl_scalar(element, unsigned, self.device_space)
         except KeyError:
             raise UnsupportedOperationError(f"type {element}", source_line(self.last_location),
                                             "no Metal equivalent") from None
@@ -162,7 +173,7 @@ class KernelEmitter:
 
     def define(self, value, exprs, hint: str = "") -> Var:
         """Define `value` from one MSL expression (a scalar or uniform tensor), or from a function
-        of the register index ``i`` (a register array, written as a loop)."""
+        of the register index expression (a register array, written as a loop over own_names.REG)."""
         ctype = self.ctype(value)
         name = self.fresh(hint or value.name_hint)
         if isinstance(exprs, str):
@@ -187,11 +198,12 @@ class KernelEmitter:
         return var
 
     def emit_loop(self, n: int, body) -> None:
-        """One statement per register: ``body(i)`` is its text for register expression ``i``."""
+        """One statement per register: ``body(i)`` is its text for register expression ``i`` (a digit,
+        or own_names.REG, the loop's index)."""
         if n == 1:
             self.emit(body("0"))
         else:
-            self.emit(f"for (uint i = 0; i < {n}; ++i) {body('i')}")
+            self.emit(f"for (uint {REG} = 0; {REG} < {n}; ++{REG}) {body(REG)}")
 
     def assign(self, dst: Var, src: Var) -> None:
         if dst.nregs == 0:
@@ -204,19 +216,19 @@ class KernelEmitter:
         """Name of the prologue variable holding this thread's coordinate part along `dim`."""
         key = (layout, dim)
         if key not in self._layout_names:
-            lane = bits_expr("lane", layout.lane_bases, dim)
-            warp = bits_expr("simd", layout.warp_bases, dim)
+            lane = bits_expr(LANE, layout.lane_bases, dim)
+            warp = bits_expr(SIMD, layout.warp_bases, dim)
             expr = " ^ ".join(e for e in (lane, warp) if e != "0") or "0"
             if expr == "0":
                 self._layout_names[key] = "0"
             else:
-                name = self.fresh(f"thread_coord{len(self._layout_names)}_d{dim}")
+                name = self.fresh_own(f"thread_coord{len(self._layout_names)}_d{dim}")
                 shape = "x".join(map(str, layout.shape))
                 self.prologue.append(f"    const int {name} = {expr};  // tensor<{shape}>, dim {dim}")
                 self._layout_names[key] = name
         return self._layout_names[key]
 
-    def coord_expr(self, layout: LinearLayout, dim: int, reg: str = "i") -> str:
+    def coord_expr(self, layout: LinearLayout, dim: int, reg: str = REG) -> str:
         """MSL expression of the coordinate along `dim` of register `reg` of this thread."""
         if reg.isdigit():
             reg_part = str(layout.reg_coords[int(reg)][dim])
@@ -235,8 +247,8 @@ class KernelEmitter:
         self.scratch_bytes = max(self.scratch_bytes, nbytes)
         check_threadgroup_memory((self.scratch_bytes + 15) // 16 * 16 + self.shared_bytes)
         if offset:
-            return f"(threadgroup {ctype}*)((threadgroup char*)tm_scratch + {offset})"
-        return f"(threadgroup {ctype}*)tm_scratch"
+            return f"({threadgroup_pointer(ctype)})((threadgroup char*){SCRATCH} + {offset})"
+        return f"({threadgroup_pointer(ctype)}){SCRATCH}"
 
     def barrier(self) -> None:
         self.emit("threadgroup_barrier(mem_flags::mem_threadgroup);")

@@ -62,7 +62,9 @@ class Op:
         return self.handle.get_str_attr(name)
 
 
-_LOC_NAME = re.compile(r'"([A-Za-z_][A-Za-z0-9_]*)"\(')
+# A name location, `"x"(` (MLIR writes the UTF-8 bytes of a non-ASCII name as `\XX` escapes).
+_LOC_NAME = re.compile(r'"((?:[^"\\]|\\.)+)"\(')
+_ESCAPE = re.compile(rb"\\([0-9A-Fa-f]{2}|.)")
 _LOC_FILE = re.compile(r'"([^"]+)":(\d+):(\d+)')
 _CONSTANT_LINE = re.compile(r"=\s*arith\.constant\s+(.*?)\s*(?:loc\(|$)")
 
@@ -76,8 +78,12 @@ def location_of(loc_text: str) -> str:
 
 
 def name_hint_of(loc_text: str) -> str:
+    """The variable name a location gives (`loc("x"(...))`), as the user wrote it (unicode included)."""
     m = _LOC_NAME.search(loc_text)
-    return m.group(1) if m else ""
+    if not m:
+        return ""
+    raw = _ESCAPE.sub(lambda e: bytes([int(e[1], 16)]) if len(e[1]) == 2 else e[1], m.group(1).encode())
+    return raw.decode("utf-8", errors="replace")
 
 
 _LOC_ALIAS = re.compile(r"^(#loc\d*) = (loc\(.*\))$")
@@ -107,7 +113,8 @@ def op_locations(module_text: str) -> dict:
 
 
 # Ops whose attributes codegen reads from the text (array and enum attributes).
-TEXT_OPS = {"tt.trans", "tt.atomic_rmw", "tt.atomic_cas", "tt.print", "tt.assert", "cf.br", "cf.cond_br"}
+TEXT_OPS = {"tt.trans", "tt.atomic_rmw", "tt.atomic_cas", "tt.atomic_poll", "tt.atomic_load", "tt.atomic_store",
+            "tt.print", "tt.assert", "cf.br", "cf.cond_br", "tt.fp_to_fp"}
 _TEXT_LINE = re.compile(r'^\s*(?:%[\w:#]+(?:, %[\w:#]+)* = )?"?([a-z_]+\.[a-z_.]+)"?')
 
 

@@ -11,6 +11,7 @@ also provides, so that the simulator runs the same code as the GPU.
 from __future__ import annotations
 
 from triton_metal.codegen.lower_numeric import _ERF, _MULHI64
+from triton_metal.codegen.msl_text import own_helper
 
 SYMBOL_PREFIX = "triton_metal."  # of every symbol triton_metal.libdevice emits
 
@@ -26,7 +27,7 @@ TEMPLATES: dict[str, tuple[str, tuple]] = {
         "exp", "exp2", "exp10", "log", "log2", "log10", "sin", "cos", "tan", "sinpi", "cospi", "asin", "acos",
         "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sqrt", "rsqrt")},
     "sqrt_rn": ("precise::sqrt({0})", ()),
-    "rsqrt_rn": ("precise::divide(1.0f, precise::sqrt({0}))", ()),
+    "rsqrt_rn": ("precise::rsqrt({0})", ()),  # correctly rounded (MSL Table 8.1); 1/sqrt would round twice
     "rcp_rn": ("precise::divide(1.0f, {0})", ()),
     "div_rn": ("precise::divide({0}, {1})", ()),
     "add_rn": ("({0} + {1})", ()),
@@ -39,7 +40,9 @@ TEMPLATES: dict[str, tuple[str, tuple]] = {
     "powi": ("precise::pow({0}, float({1}))", ()),
     **{name: (f"{name}({{0}})", ()) for name in ("floor", "ceil", "trunc", "round", "rint", "fabs")},
     "nearbyint": ("rint({0})", ()),
-    **{name: (f"{name}({{0}}, {{1}})", ()) for name in ("fmod", "fmin", "fmax", "fdim", "copysign")},
+    # precise:: where a fast variant differs (MSL Table 8.2: fast fmod is undefined; fast fmax/fmin's NaN result)
+    **{name: (f"precise::{name}({{0}}, {{1}})", ()) for name in ("fmod", "fmin", "fmax")},
+    **{name: (f"{name}({{0}}, {{1}})", ()) for name in ("fdim", "copysign")},
     "saturatef": ("({0} >= 1.0f ? 1.0f : {0} > 0.0f ? {0} : 0.0f)", ()),  # NaN -> 0, as CUDA
     "isnan": ("isnan({0})", ()),
     "isinf": ("isinf({0})", ()),
@@ -175,7 +178,8 @@ inline float tm_normcdf(float x) {
     float hi, lo;
     float s = tm_erfc_scaled(fabs(z), hi, lo);
     float e = precise::exp(-hi) * precise::exp(-lo);
-    float r = s * e - 1.12837917f * e * (z >= 0.0f ? z_lo : -z_lo);
+    // (s - correction) * e: e * correction alone would be subnormal for large |x|, flushed on Apple GPUs.
+    float r = (s - 1.12837917f * (z >= 0.0f ? z_lo : -z_lo)) * e;
     return 0.5f * (z >= 0.0f ? r : 2.0f - r);
 }""", ()),
     "tm_erfinv": ("""// erfinv (Metal has none): M. Giles, "Approximating the erfinv function" (GPU Computing Gems, 2011),
@@ -249,9 +253,9 @@ inline float tm_norm4(float a, float b, float c, float d) {
     "tm_remainder": ("""// IEEE remainder: x - n*y with n = x/y rounded to nearest, ties to even. fmod is exact; the
 // parity of its truncated quotient comes from fmod(x, 2|y|).
 inline float tm_remainder(float x, float y) {
-    float r = fmod(x, y);
+    float r = precise::fmod(x, y);
     float ay = fabs(y), ar = fabs(r);
-    bool odd = fabs(fmod(x, 2.0f * ay)) >= ay;
+    bool odd = fabs(precise::fmod(x, 2.0f * ay)) >= ay;
     if (2.0f * ar > ay || (2.0f * ar == ay && odd)) r -= copysign(ay, r);
     return r;
 }""", ()),
@@ -302,7 +306,8 @@ inline int tm_ilogb(float x) {
 inline float tm_logb(float x) {
     if (isnan(x)) return x;
     if (isinf(x)) return INFINITY;
-    if (x == 0.0f) return -INFINITY;
+    // Zero by its bits: a subnormal x compares equal to 0 where Apple GPUs flush it.
+    if ((as_type<uint>(x) & 0x7fffffffu) == 0u) return -INFINITY;
     return float(tm_ilogb(x));
 }""", ()),
     "tm_float2int": ("""// float -> integer after rounding: saturating, NaN -> 0 (PTX cvt.sat, what CUDA's libdevice does).
@@ -351,3 +356,7 @@ def helper_texts(names) -> list:
     for name in names:
         visit(name)
     return out
+
+
+for _text, _ in HELPERS.values():  # their tm_ names are fixed names of the code generator's namespace
+    own_helper(_text)

@@ -2,9 +2,11 @@
 
 Each element is updated once, by the thread that owns it (as stores are, see lower_memory), and
 the old value reaches every thread holding a copy of the element through threadgroup memory.
-Metal's device atomics take ``memory_order_relaxed`` only: every ``sem`` maps to it, and ``scope``
-(cta, gpu, sys) to device-wide atomics. Float max/min arrive as integer max/umin (Triton's
-frontend rewrites them), so only integer and float add/exchange are needed from Metal.
+Metal's atomic functions take ``memory_order_relaxed`` only; the ``sem`` and ``scope`` of an atomic
+add fences around it (memory_model: device-scope fences and coherent buffers on Metal 3.2 for gpu
+scope, the threadgroup barriers alone for cta scope, a refusal where the version cannot order).
+Float max/min arrive as integer max/umin (Triton's frontend rewrites them), so only integer and
+float add/exchange are needed from Metal.
 """
 from __future__ import annotations
 
@@ -14,7 +16,10 @@ from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.lower_layout import _linear, _sizeof
 from triton_metal.codegen.lower_memory import _redundant_bits, owner_condition
 from triton_metal.codegen.lower_numeric import add_helper
-from triton_metal.codegen.types import msl_scalar
+from triton_metal.codegen.memory_model import Ordering, ordering, sem_and_scope
+from triton_metal.codegen.msl_text import own_helper
+from triton_metal.codegen.own_names import POLL, POLLS, REG
+from triton_metal.codegen.types import msl_scalar, threadgroup_pointer
 
 # tt.atomic_rmw kind -> (Metal function, unsigned operands)
 RMW = {
@@ -29,21 +34,24 @@ ATOMIC_TYPES = {"int": "atomic_int", "uint": "atomic_uint", "float": "atomic_flo
 _RMW_TEXT = re.compile(r"tt\.atomic_rmw\s+(\w+),\s*(\w+),\s*(\w+)")
 
 
-def _owned_registers(em, op, ptr, mask, value_layout, body):
+def _owned_registers(em, op, ptr, mask, value_layout, body, order: Ordering):
     """Runs `body(i)` (one statement) for each register this thread owns and the mask allows.
 
     Barriers before and after (see _share_old_values) order the atomic against the accesses of
     every thread of the program, as one program's atomic is ordered on other GPUs: a lock taken
     with tl.atomic_cas and released with tl.atomic_xchg then guards the whole program's accesses.
+    A release (memory_model) adds a device-scope fence in every thread after the first barrier.
     """
     em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
+    if order.release:
+        em.emit(order.release + "  // release")
     owner = owner_condition(value_layout)
     reg_mask = _redundant_bits(value_layout.reg_bases) if value_layout is not None else 0
     n = max(ptr.nregs, 1)
 
     def text(i):
         conds = [c for c in (mask.at(i) if mask is not None else "",
-                             f"(i & {reg_mask}) == 0" if reg_mask and i == "i" else "") if c]
+                             f"({i} & {reg_mask}) == 0" if reg_mask and i == REG else "") if c]
         return f"if ({' && '.join(conds)}) {body(i)}" if conds else body(i)
     if owner:
         em.emit(f"if ({owner}) {{")
@@ -54,18 +62,25 @@ def _owned_registers(em, op, ptr, mask, value_layout, body):
         em.emit("}")
 
 
-def _share_old_values(em, result, old: Var):
-    """Copies of an element in other threads (or registers) receive the owner's old value."""
+def _acquire(em, order: Ordering) -> None:
+    if order.acquire:
+        em.emit(order.acquire + "  // acquire")
+
+
+def _share_old_values(em, result, old: Var, order: Ordering):
+    """Copies of an element in other threads (or registers) receive the owner's old value; then the
+    acquire fence of `order` (every thread, after the barrier that follows the atomic)."""
     layout = result.layout
     redundant = layout is None or owner_condition(layout) or _redundant_bits(layout.reg_bases)
     # An atomic whose old values nobody reads (tl.atomic_add(ptr, v) as a statement) shares nothing.
     if not redundant or result.id not in em.used_values:
         em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
+        _acquire(em, order)
         return em.alias(result, old)
     shape = result.type.shape if layout is not None else (1,)
     numel = result.type.numel if layout is not None else 1
-    ptr = em.fresh("old_values")
-    em.emit(f"threadgroup {old.ctype}* {ptr} = {em.scratch(old.ctype, numel * _sizeof(old.ctype))};")
+    ptr = em.fresh_own("old_values")
+    em.emit(f"{threadgroup_pointer(old.ctype)} {ptr} = {em.scratch(old.ctype, numel * _sizeof(old.ctype))};")
     owner = owner_condition(layout)
     reg_mask = _redundant_bits(layout.reg_bases) if layout is not None else 0
 
@@ -76,24 +91,31 @@ def _share_old_values(em, result, old: Var):
     if owner:
         em.emit(f"if ({owner}) {{")
         em.depth += 1
-    em.emit_loop(max(old.nregs, 1), lambda i: (f"if ((i & {reg_mask}) == 0) " if reg_mask and i == "i" else "")
+    em.emit_loop(max(old.nregs, 1), lambda i: (f"if (({i} & {reg_mask}) == 0) " if reg_mask and i == REG else "")
                  + f"{ptr}[{index(i)}] = {old.at(i)};")
     if owner:
         em.depth -= 1
         em.emit("}")
     em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
+    _acquire(em, order)
     var = em.define(result, lambda i: f"{ptr}[{index(i)}]") if layout is not None else em.define(result, f"{ptr}[0]")
     em.barrier()
     return var
 
 
 def _atomic_pointer(em, op, element: str, kind: str, unsigned: bool) -> str:
+    """The atomic pointer type, e.g. `device atomic_int*` (`coherent(device) device atomic_int*` when the
+    kernel's buffers are coherent: the same address space as the pointer it is cast from)."""
     ctype = msl_scalar(element, unsigned)
     if ctype not in ATOMIC_TYPES:
         raise em.refuse("atomic_dtype", op, kind=kind, dtype=element)
     if ctype == "float" and kind in ("and", "or", "xor", "max", "min", "umax", "umin"):
         raise em.refuse("atomic_float_bitwise", op, kind=kind, dtype=element)
-    return ATOMIC_TYPES[ctype]
+    return f"{em.device_space} {ATOMIC_TYPES[ctype]}*"
+
+
+def _ordering(em, op) -> Ordering:
+    return ordering(em, op, *sem_and_scope(op.text))
 
 
 def _declare_old_values(em, op, ctype):
@@ -119,22 +141,24 @@ def lower_atomic_rmw(em, op):
     result = op.results[0]
     element = result.type.element
     atomic = _atomic_pointer(em, op, element, kind, unsigned)
+    order = _ordering(em, op)
     ctype = em.ctype(result)
     utype = msl_scalar(element, unsigned)
     old, target = _declare_old_values(em, op, ctype)
     _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: (
-        f"{target(i)} = {ctype}({fn}((device {atomic}*)({ptr.at(i)}), {utype}({val.at(i)}), memory_order_relaxed));"))
-    _share_old_values(em, result, old)
+        f"{target(i)} = {ctype}({fn}(({atomic})({ptr.at(i)}), {utype}({val.at(i)}), memory_order_relaxed));"), order)
+    _share_old_values(em, result, old, order)
 
 
-_CAS = """// Compare-and-swap returning the old value: retries the weak exchange only when it fails spuriously.
-inline {T} tm_atomic_cas(device {A}* p, {T} expected, {T} desired) {{
+_CAS = own_helper("""// Compare-and-swap returning the old value: retries the weak exchange only when it fails
+// spuriously.
+inline {T} tm_atomic_cas({A} p, {T} expected, {T} desired) {{
     {T} seen = expected;
     while (!atomic_compare_exchange_weak_explicit(p, &seen, desired, memory_order_relaxed, memory_order_relaxed)
            && seen == expected) {{
     }}
     return seen;
-}}"""
+}}""")
 
 
 @lowers("tt.atomic_cas")
@@ -145,15 +169,47 @@ def lower_atomic_cas(em, op):
     ctype = em.ctype(result)
     # Compared bit for bit, as CUDA's atom.cas: floats go through their uint bits.
     bits_type = "uint" if ctype == "float" else ctype
-    _atomic_pointer(em, op, element if ctype != "float" else "i32", "cas", ctype == "float")
-    atomic = ATOMIC_TYPES[bits_type]
+    atomic = _atomic_pointer(em, op, element if ctype != "float" else "i32", "cas", ctype == "float")
+    order = _ordering(em, op)
     add_helper(em, _CAS.format(T=bits_type, A=atomic))
     conv = (lambda e: f"as_type<uint>({e})") if ctype == "float" else (lambda e: e)
     back = (lambda e: f"as_type<float>({e})") if ctype == "float" else (lambda e: e)
     old, target = _declare_old_values(em, op, ctype)
     _owned_registers(em, op, ptr, None, op.operands[0].layout, lambda i: (
-        f"{target(i)} = {back(f'tm_atomic_cas((device {atomic}*)({ptr.at(i)}), {conv(cmp.at(i))}, {conv(val.at(i))})')};"))
-    _share_old_values(em, result, old)
+        f"{target(i)} = {back(f'tm_atomic_cas(({atomic})({ptr.at(i)}), {conv(cmp.at(i))}, {conv(val.at(i))})')};"),
+        order)
+    _share_old_values(em, result, old, order)
+
+
+@lowers("tt.atomic_load")
+def lower_atomic_load(em, op):
+    """tl.atomic_load(ptr, mask, sem="acquire"): Metal's relaxed atomic load, then the acquire fence."""
+    ptr = em.var(op.operands[0])
+    mask = em.var(op.operands[1]) if len(op.operands) > 1 else None
+    result = op.results[0]
+    atomic = _atomic_pointer(em, op, result.type.element, "load", False)
+    order = _ordering(em, op)
+    ctype = em.ctype(result)
+    old, target = _declare_old_values(em, op, ctype)
+    _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: (
+        f"{target(i)} = {ctype}(atomic_load_explicit(({atomic})({ptr.at(i)}), memory_order_relaxed));"), order)
+    _share_old_values(em, result, old, order)
+
+
+@lowers("tt.atomic_store")
+def lower_atomic_store(em, op):
+    """tl.atomic_store(ptr, val, mask, sem="release"): the release fence, then Metal's relaxed atomic store."""
+    ptr, val = em.var(op.operands[0]), em.var(op.operands[1])
+    mask = em.var(op.operands[2]) if len(op.operands) > 2 else None
+    element = op.operands[1].type.element
+    atomic = _atomic_pointer(em, op, element, "store", False)
+    order = _ordering(em, op)
+    em.source_comment(op)
+    _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: (
+        f"atomic_store_explicit(({atomic})({ptr.at(i)}), {msl_scalar(element)}({val.at(i)}), memory_order_relaxed);"),
+        order)
+    em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
+    _acquire(em, order)
 
 
 @lowers("ttg.barrier", "gpu.barrier")
@@ -175,21 +231,24 @@ def lower_atomic_poll(em, op):
     ptr = em.var(ptr_value)
     element = op.operands[1].type.element
     ctype = em.ctype(op.operands[1])
+    order = _ordering(em, op)
     # 32-bit flags are read with Metal's atomic load; other widths with a volatile load (Metal has no
     # 16- or 64-bit atomic load), which re-reads device memory on every poll all the same.
     if ctype in ("int", "uint"):
-        read = f"atomic_load_explicit((device {ATOMIC_TYPES[ctype]}*)({ptr.name}), memory_order_relaxed)"
+        read = f"atomic_load_explicit(({em.device_space} {ATOMIC_TYPES[ctype]}*)({ptr.name}), memory_order_relaxed)"
     else:
-        read = f"*(volatile device {msl_scalar(element)}*)({ptr.name})"
+        read = f"*(volatile {em.device_space} {msl_scalar(element)}*)({ptr.name})"
     matched = em.fresh(op.results[0].name_hint or "matched")
     em.source_comment(op)
     em.emit(f"bool {matched} = false;")
     if len(op.operands) > 2:
         timeout = em.var(op.operands[2]).at(0)
-        em.emit(f"for (long poll = 0, polls = max(1L, long({timeout}) / {POLL_NS}); poll < polls; ++poll) {{")
+        em.emit(f"for (long {POLL} = 0, {POLLS} = max(1L, long({timeout}) / {POLL_NS}); {POLL} < {POLLS}; "
+                f"++{POLL}) {{")
     else:
         em.emit("for (;;) {")
     em.emit(f"    if ({read} == {expected.at(0)}) {{ {matched} = true; break; }}")
     em.emit("}")
+    _acquire(em, order)  # each thread polled the flag itself: its fence follows its own read
     em.emit("threadgroup_barrier(mem_flags::mem_device);")
     em.alias(op.results[0], Var(matched, "bool"))

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.lower_control import _assign_all, lower_body
+from triton_metal.codegen.msl_text import comment
+from triton_metal.codegen.own_names import SCRATCH as SCRATCH_ARRAY
 
-SCRATCH = "threadgroup float4* tm_scratch"
+SCRATCH = f"threadgroup float4* {SCRATCH_ARRAY}"
 # Further kernel parameters a function body may use (e.g. a hidden buffer): lowerings that add one
 # to the kernel register its declaration here, so that functions using it receive it.
 KERNEL_SCOPE_PARAMS: list = []
@@ -44,9 +46,9 @@ def _builtin_params() -> list:
 
 
 def _readable_name(symbol: str) -> str:
-    """`pkg.module.fn__fp32_i32` -> `fn` (Triton's symbols are module.qualname__signature)."""
+    """`pkg.module.fn__fp32_i32` -> `fn` (Triton's symbols are module.qualname__signature; names may be unicode)."""
     for part in symbol.split("."):
-        m = re.fullmatch(r"(_*[A-Za-z0-9]\w*?)__\w*", part)
+        m = re.fullmatch(r"(_*[^\W_]\w*?)__\w*", part)
         if m and not (part.startswith("__") and part.endswith("__")):
             return m.group(1)
     return symbol
@@ -98,7 +100,7 @@ def msl_function(em, call) -> MslFunction:
             em.vars[arg.id] = Var(pname, ctype)
         em.return_slots = []
         for k, res in enumerate(call.results):  # the callee's result types are the call's
-            slot = Var(em.fresh(f"result{k}"), em.ctype(res), em.nregs(res))
+            slot = Var(em.fresh_own(f"result{k}"), em.ctype(res), em.nregs(res))
             params.append(f"thread {slot.ctype} (&{slot.name})[{slot.nregs}]" if slot.nregs
                           else f"thread {slot.ctype}& {slot.name}")
             em.return_slots.append(slot)
@@ -121,7 +123,7 @@ def msl_function(em, call) -> MslFunction:
         if pname not in kernel_scope and re.search(rf"\b{pname}\b", text):
             params.append(decl)
             kernel_scope.append(pname)
-    header = f"// @triton.jit(noinline=True) {symbol}" + (f" at {func.location}" if func.location else "")
+    header = comment(f"@triton.jit(noinline=True) {symbol}" + (f" at {func.location}" if func.location else ""))
     em.helpers.append("\n".join([header, f"void {name}({', '.join(params)}) {{", *local, *body, "}"]))
     table[symbol] = MslFunction(name, kernel_scope)
     return table[symbol]

@@ -25,7 +25,7 @@ def _assign_all(em, dsts, srcs):
     if clash:
         temps = []
         for s in srcs:
-            t = Var(em.fresh("yielded"), s.ctype, s.nregs)
+            t = Var(em.fresh_own("yielded"), s.ctype, s.nregs)
             em.emit(f"{t.ctype} {t.name}[{t.nregs}];" if t.nregs else f"{t.ctype} {t.name};")
             em.assign(t, s)
             temps.append(t)
@@ -150,7 +150,7 @@ class _StructuredEmitter:
             for arg in merge.args:
                 em.vars[arg.id] = em.declare_array(arg, arg.name_hint or "joined")
             if graph.needs_flag(block, merge):
-                self.flags[id(merge)] = em.fresh(f"reach_bb{graph.index[id(merge)]}")
+                self.flags[id(merge)] = em.fresh_own(f"reach_bb{graph.index[id(merge)]}")
                 em.emit(f"bool {self.flags[id(merge)]} = false;")
         em.last_location = term.location or em.last_location
         if term.name == "cf.br":

@@ -29,6 +29,8 @@ from triton_metal.codegen.emitter import lowers
 from triton_metal.codegen.lower_layout import _linear
 from triton_metal.codegen.lower_memory import _redundant_bits, owner_condition
 from triton_metal.codegen.lower_numeric import add_helper
+from triton_metal.codegen.msl_text import own, own_helper
+from triton_metal.codegen.own_names import PROGRAM_ID, REG
 from triton_metal.errors import UnsupportedOperationError
 
 HEADER_WORDS = 8
@@ -37,11 +39,11 @@ HEADER_COUNT, HEADER_CAPACITY, HEADER_FAILURES, HEADER_FAILED_SITE = 0, 1, 2, 3
 MAX_SITES = 1 << 16
 MAX_OPERANDS = 1 << 8
 
-BUFFER = "tm_diag"  # the hidden parameter (tm_ names are never given to user values)
+BUFFER = own("diag")  # the hidden parameter
 lower_calls.KERNEL_SCOPE_PARAMS.append(f"device uint* {BUFFER}")  # noinline functions that print get it too
-SEQUENCE = "tm_diag_seq"
+SEQUENCE = own("diag_seq")
 
-_HELPERS = f"""\
+_HELPERS = own_helper(f"""\
 // tl.device_print / tl.device_assert: one record in the diagnostics buffer (see triton_metal/codegen/
 // lower_debug_ops.py). Records past the capacity the host wrote are counted, not written.
 inline void tm_diag_record(device uint* diag, uint site, uint3 pid, uint seq, uint index, ulong bits) {{
@@ -57,7 +59,7 @@ inline void tm_diag_fail(device uint* diag, uint site, uint3 pid, uint seq, uint
     atomic_fetch_add_explicit((device atomic_uint*)(diag + {HEADER_FAILURES}), 1u, memory_order_relaxed);
     atomic_store_explicit((device atomic_uint*)(diag + {HEADER_FAILED_SITE}), site + 1, memory_order_relaxed);
     tm_diag_record(diag, site, pid, seq, index, 0);
-}}"""
+}}""")
 
 # MSL scalar type -> expression of its bits as a ulong (integers sign- or zero-extend; the host
 # masks them to their width and reads them with the operand's signedness).
@@ -131,7 +133,7 @@ def _each_element(em, value, body) -> None:
 
         def text(i):
             index = _linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])
-            skip = f"if ((i & {reg_mask}) == 0) " if reg_mask and i == "i" else ""
+            skip = f"if (({i} & {reg_mask}) == 0) " if reg_mask and i == REG else ""
             return skip + body(i, f"uint({index})")
         em.emit_loop(layout.num_regs, text)
     if owner:
@@ -159,12 +161,13 @@ def lower_print(em, op):
                               "hex": bool(op.bool_attr("hex")), "operands": operands})
     em.source_comment(op)
     if not op.operands:  # prefix only: one line per program
-        _each_element(em, None, lambda i, index: f"tm_diag_record({BUFFER}, {site}u, program_id, {SEQUENCE}, 0u, 0ul);")
+        _each_element(em, None, lambda i, index: (
+            f"tm_diag_record({BUFFER}, {site}u, {PROGRAM_ID}, {SEQUENCE}, 0u, 0ul);"))
     for k, value in enumerate(op.operands):
         var = em.var(value)
         bits = POINTER_BITS if value.type.is_pointer else VALUE_BITS[var.ctype]
         _each_element(em, value, lambda i, index, var=var, bits=bits, k=k: (
-            f"tm_diag_record({BUFFER}, {site | k << 16}u, program_id, {SEQUENCE}, {index}, "
+            f"tm_diag_record({BUFFER}, {site | k << 16}u, {PROGRAM_ID}, {SEQUENCE}, {index}, "
             f"{bits.format(var.at(i))});"))
     em.emit(f"++{SEQUENCE};")
 
@@ -177,6 +180,6 @@ def lower_assert(em, op):
     em.source_comment(op)
     var = em.var(cond)
     _each_element(em, cond, lambda i, index: (
-        f"if (!{var.at(i)}) tm_diag_fail({BUFFER}, {site}u, program_id, {SEQUENCE}, {index});"))
+        f"if (!{var.at(i)}) tm_diag_fail({BUFFER}, {site}u, {PROGRAM_ID}, {SEQUENCE}, {index});"))
     em.emit(f"++{SEQUENCE};")
 

@@ -31,7 +31,8 @@ from triton_metal.codegen.lower_shared import (
     shared_source,
     store_registers,
 )
-from triton_metal.codegen.types import msl_scalar
+from triton_metal.codegen.own_names import REG, SIMD
+from triton_metal.codegen.types import msl_scalar, threadgroup_pointer
 from triton_metal.errors import MAX_THREADGROUP_MEMORY
 
 SIMDGROUP_ACCUMULATORS = {"f32": "float", "f16": "half"}
@@ -60,8 +61,8 @@ class _Scratch:
         for n in shape:
             numel *= n
         offset, self.end = self.end, _align(self.end + numel * element_bytes(element))
-        name = self.em.fresh(hint)
-        self.em.emit(f"threadgroup {ctype}* {name} = {self.em.scratch(ctype, self.end, offset)};")
+        name = self.em.fresh_own(hint)
+        self.em.emit(f"{threadgroup_pointer(ctype)} {name} = {self.em.scratch(ctype, self.end, offset)};")
         return SharedBuffer(name, ctype, shape=tuple(shape), strides=row_major_strides(shape))
 
 
@@ -147,25 +148,29 @@ def _lower_fma(em, op):
     n = max(em.nregs(d), 1)
     em.emit(f"// tt.dot {'x'.join(map(str, a.type.shape[-2:]))} x {'x'.join(map(str, b.type.shape[-2:]))}: "
             f"FMA loop over K = {k_size} per accumulator register")
-    em.emit(f"for (uint i = 0; i < {n}; ++i) {{")
+    em.emit(f"for (uint {REG} = 0; {REG} < {n}; ++{REG}) {{")
     em.depth += 1
     names = []
     for dim in range(rank):
-        name = em.fresh(("dot_b", "dot_m", "dot_n")[dim - rank + 3])
-        em.emit(f"const int {name} = {em.coord_expr(d.layout, dim, 'i')};")
+        name = em.fresh_own(("dot_b", "dot_m", "dot_n")[dim - rank + 3])
+        em.emit(f"const int {name} = {em.coord_expr(d.layout, dim, REG)};")
         names.append(name)
     batch, m, nn = names[:-2], names[-2], names[-1]
-    acc = em.fresh("dot_acc")
-    k = em.fresh("dot_k")
+    acc = em.fresh_own("dot_acc")
+    k = em.fresh_own("dot_k")
     # A half / bfloat accumulator is carried in float over the K loop and rounded once, as matrix
     # units do inside one instruction: rounding after every k step drifts on long K.
     sum_ctype = "float" if acc_ctype in ("half", "bfloat") else acc_ctype
-    em.emit(f"{sum_ctype} {acc} = {cvar.at('i')};")
+    em.emit(f"{sum_ctype} {acc} = {cvar.at(REG)};")
     x = f"{sum_ctype}({abuf.element([*batch, m, k])})"
     y = f"{sum_ctype}({bbuf.element([*batch, k, nn])})"
-    step = f"{acc} = fma({x}, {y}, {acc});" if d.type.is_float else f"{acc} += {x} * {y};"
+    if d.type.is_float:
+        step = f"{acc} = fma({x}, {y}, {acc});"
+    else:  # integer dots wrap (signed overflow is undefined in MSL): accumulate in the unsigned type
+        u = msl_scalar(d.type.element, unsigned=True)
+        step = f"{acc} = as_type<{sum_ctype}>({u}({acc}) + {u}({x}) * {u}({y}));"
     em.emit(f"for (int {k} = 0; {k} < {k_size}; ++{k}) {step}")
-    em.emit(f"{out.name}[i] = {acc_ctype}({acc});" if sum_ctype != acc_ctype else f"{out.name}[i] = {acc};")
+    em.emit(f"{out.name}[{REG}] = {acc_ctype}({acc});" if sum_ctype != acc_ctype else f"{out.name}[{REG}] = {acc};")
     em.depth -= 1
     em.emit("}")
     em.alias(d, out)
@@ -197,11 +202,11 @@ def _lower_simdgroup(em, op):
     em.barrier()
     (abuf, a_ld, a_t), (bbuf, b_ld, b_t) = views
     tiles_n = n_size // TILE
-    t, tm, tn, kk = (em.fresh(h) for h in ("tile", "tile_m", "tile_n", "dot_k"))
+    t, tm, tn, kk = (em.fresh_own(h) for h in ("tile", "tile_m", "tile_n", "dot_k"))
     frag = lambda buf: f"simdgroup_matrix<{buf.ctype}, 8, 8>"
-    acc = em.fresh("acc_frag")
-    fa, fb = em.fresh("a_frag"), em.fresh("b_frag")
-    em.emit(f"for (uint {t} = simd; {t} < {m_size // TILE * tiles_n}; {t} += {em.options.num_warps}) {{")
+    acc = em.fresh_own("acc_frag")
+    fa, fb = em.fresh_own("a_frag"), em.fresh_own("b_frag")
+    em.emit(f"for (uint {t} = {SIMD}; {t} < {m_size // TILE * tiles_n}; {t} += {em.options.num_warps}) {{")
     em.depth += 1
     em.emit(f"const uint {tm} = {t} / {tiles_n} * 8, {tn} = {t} % {tiles_n} * 8;")
     tile_ptr = f"&{tile_buf.element([tm, tn])}"

@@ -7,29 +7,38 @@ import struct
 
 from triton_metal.codegen import msl_ops
 from triton_metal.codegen.emitter import Var, lowers
+from triton_metal.codegen.own_names import NUM_PROGRAMS, PROGRAM_ID
 from triton_metal.codegen.types import BITWIDTH, FLOATS, msl_scalar
 
 
 def _math_prefix(em, element: str) -> str:
     if element != "f32":
-        return ""  # half and bfloat use metal:: (bfloat is computed in float, see below)
+        return ""  # half uses metal:: (bfloat is computed in float, see _render)
     return "fast::" if em.options.fast_math else "precise::"
 
 
-def _render(em, op, template: str) -> None:
-    """Render `template` per register over the op's operands into its (single) result."""
+def _render(em, op, template: str, in_float: bool | None = None) -> None:
+    """Render `template` per register over the op's operands into its (single) result.
+
+    An op on bf16 values that MSL has no bfloat version of (every op but those in
+    msl_ops.BFLOAT_AS_WRITTEN, or as `in_float` says) computes in float: its bf16 operands are
+    converted with float(x) and its bf16 result back with bfloat(...)."""
     result = op.results[0]
     operands = [em.var(v) for v in op.operands]
     element = op.operands[0].type.element if op.operands else result.type.element
     unsigned = [msl_scalar(v.type.element, unsigned=True) if not v.type.is_pointer and v.type.element
                 not in FLOATS else "" for v in op.operands]
-    bf16_math = element == "bf16" and "{f}" in template
+    if in_float is None:
+        in_float = op.name not in msl_ops.BFLOAT_AS_WRITTEN
+    widen = [in_float and v.type.element == "bf16" for v in op.operands]
+    narrow = in_float and result.type.element == "bf16"
+    prefix = _math_prefix(em, "f32" if any(widen) or narrow else element)
 
     def text(i):
-        args = [f"float({o.at(i)})" if bf16_math else o.at(i) for o in operands]
+        args = [msl_ops.as_float(o.at(i)) if w else o.at(i) for o, w in zip(operands, widen)]
         uargs = {f"u{k}": f"{u}({a})" if u else a for k, (u, a) in enumerate(zip(unsigned, args))}
-        out = template.format(*args, f=_math_prefix(em, "f32" if bf16_math else element), **uargs)
-        return f"bfloat({out})" if bf16_math else out
+        out = template.format(*args, f=prefix, **uargs)
+        return f"bfloat({out})" if narrow else out
 
     if all(not o.is_array for o in operands):
         em.define(result, text(0))
@@ -39,8 +48,12 @@ def _render(em, op, template: str) -> None:
 
 def _lower_table(table):
     def lower(em, op):
-        if op.results[0].type.element == "i1" and op.name in msl_ops.BOOL_BINARY:
+        element = op.results[0].type.element
+        if element == "i1" and op.name in msl_ops.BOOL_BINARY:
             _render(em, op, msl_ops.BOOL_BINARY[op.name])
+        elif op.name in msl_ops.WRAPPING and element not in FLOATS and (
+                wrapped := msl_ops.wrapping(op.name, em.ctype(op.results[0]), BITWIDTH[element])):
+            _render(em, op, wrapped)
         else:
             _render(em, op, table[op.name])
     return lower
@@ -58,7 +71,9 @@ def lower_cmpi(em, op):
 
 @lowers("arith.cmpf")
 def lower_cmpf(em, op):
-    _render(em, op, msl_ops.CMPF[op.int_attr("predicate")])
+    template = msl_ops.CMPF[op.int_attr("predicate")]
+    # Comparisons take bfloat operands as written; isnan (ord, uno) has no bfloat overload.
+    _render(em, op, template, in_float="isnan(" in template)
 
 
 @lowers(*msl_ops.CASTS)
@@ -71,6 +86,8 @@ def lower_cast(em, op):
     template = template.replace("{T}", em.ctype(dst)).replace("{U}", unsigned)
     if dst.type.element == "i1" and op.name == "arith.trunci":
         template = "bool({0} & 1)"
+    if dst.type.is_pointer:  # as_type reinterprets values, not pointers (MSL 2.19): a pointer cast
+        template = "({T}){0}".replace("{T}", em.ctype(dst))
     _render(em, op, template)
 
 
@@ -136,12 +153,12 @@ def lower_splat(em, op):
 
 @lowers("tt.get_program_id")
 def lower_program_id(em, op):
-    em.define(op.results[0], f"int(program_id.{'xyz'[op.int_attr('axis')]})", op.results[0].name_hint or "pid")
+    em.define(op.results[0], f"int({PROGRAM_ID}.{'xyz'[op.int_attr('axis')]})", op.results[0].name_hint or "pid")
 
 
 @lowers("tt.get_num_programs")
 def lower_num_programs(em, op):
-    em.define(op.results[0], f"int(num_programs.{'xyz'[op.int_attr('axis')]})",
+    em.define(op.results[0], f"int({NUM_PROGRAMS}.{'xyz'[op.int_attr('axis')]})",
               op.results[0].name_hint or "num_pids")
 
 

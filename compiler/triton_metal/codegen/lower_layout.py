@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from triton_metal.codegen.emitter import lowers, paren
 from triton_metal.codegen.layout import bits_expr
+from triton_metal.codegen.own_names import AT, REG, ROUND
+from triton_metal.codegen.types import threadgroup_pointer
 from triton_metal.errors import MAX_THREADGROUP_MEMORY
 
 
@@ -26,7 +28,7 @@ def _register_map(src_layout, dst_layout, project):
 
 
 def _index_expr(mapping) -> str | None:
-    """`mapping` as an expression of `i` when it is linear over the bits of i, else None."""
+    """`mapping` as an expression of the register index REG when it is linear over its bits, else None."""
     n = len(mapping)
     bits = n.bit_length() - 1
     bases = [(mapping[1 << b],) for b in range(bits)]
@@ -37,7 +39,7 @@ def _index_expr(mapping) -> str | None:
                 x ^= bases[b][0]
         if x != m:
             return None
-    return bits_expr("i", bases, 0)
+    return bits_expr(REG, bases, 0)
 
 
 def relayout(em, src_value, dst_value, project):
@@ -49,7 +51,7 @@ def relayout(em, src_value, dst_value, project):
     if mapping is not None:
         expr = _index_expr(mapping)
         if expr is not None:
-            return em.define(dst_value, lambda i: f"{src.name}[{expr if i == 'i' else mapping[int(i)]}]")
+            return em.define(dst_value, lambda i: f"{src.name}[{expr if i == REG else mapping[int(i)]}]")
         var = em.declare_array(dst_value)
         for r, s in enumerate(mapping):
             em.emit(f"{var.name}[{r}] = {src.name}[{s}];")
@@ -77,8 +79,8 @@ def _through_threadgroup_memory(em, src, src_value, dst_value, project):
     src_layout, dst_layout = src_value.layout, dst_value.layout
     shape = src_value.type.shape
     ctype = src.ctype
-    ptr = em.fresh("staging")
-    em.emit(f"threadgroup {ctype}* {ptr} = {em.scratch(ctype, numel * _sizeof(ctype))};")
+    ptr = em.fresh_own("staging")
+    em.emit(f"{threadgroup_pointer(ctype)} {ptr} = {em.scratch(ctype, numel * _sizeof(ctype))};")
     em.emit_loop(src.nregs, lambda i: f"{ptr}[{_linear(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))])}] = {src.at(i)};")
     em.barrier()
 
@@ -98,20 +100,21 @@ def _through_threadgroup_memory_in_rounds(em, src, src_value, dst_value, project
     shape, ctype = src_value.type.shape, src.ctype
     slab = 1 << (capacity.bit_length() - 1)  # a power of two, so a round is a shift of the index
     rounds = -(-src_value.type.numel // slab)
-    ptr = em.fresh("staging")
-    em.emit(f"threadgroup {ctype}* {ptr} = {em.scratch(ctype, slab * _sizeof(ctype))};")
+    ptr = em.fresh_own("staging")
+    em.emit(f"{threadgroup_pointer(ctype)} {ptr} = {em.scratch(ctype, slab * _sizeof(ctype))};")
     var = em.declare_array(dst_value)
-    # `at` wraps around (unsigned) below the slab, so one comparison tells whether it is in this round.
-    em.emit(f"for (uint round = 0; round < {rounds}; ++round) {{  // {slab} of {src_value.type.numel} elements per round")
+    # AT wraps around (unsigned) below the slab, so one comparison tells whether it is in this round.
+    em.emit(f"for (uint {ROUND} = 0; {ROUND} < {rounds}; ++{ROUND}) {{  "
+            f"// {slab} of {src_value.type.numel} elements per round")
     em.depth += 1
-    em.emit_loop(src.nregs, lambda i: f"{{ uint at = uint({_linear(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))])}) - round * {slab}; "
-                 f"if (at < {slab}) {ptr}[at] = {src.at(i)}; }}")
+    em.emit_loop(src.nregs, lambda i: f"{{ uint {AT} = uint({_linear(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))])}) - {ROUND} * {slab}; "
+                 f"if ({AT} < {slab}) {ptr}[{AT}] = {src.at(i)}; }}")
     em.barrier()
 
     def read(i):
         src_coord = project_exprs(project, [em.coord_expr(dst_layout, d, i) for d in range(dst_layout.rank)], len(shape))
-        return (f"{{ uint at = uint({_linear(shape, src_coord)}) - round * {slab}; "
-                f"if (at < {slab}) {var.name}[{i}] = {ptr}[at]; }}")
+        return (f"{{ uint {AT} = uint({_linear(shape, src_coord)}) - {ROUND} * {slab}; "
+                f"if ({AT} < {slab}) {var.name}[{i}] = {ptr}[{AT}]; }}")
     em.emit_loop(var.nregs, read)
     em.barrier()
     em.depth -= 1

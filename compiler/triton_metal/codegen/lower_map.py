@@ -1,7 +1,7 @@
 """tt.map_elementwise: a scalar @triton.jit function applied to every element (or every `pack`
 consecutive elements) of its tensor operands.
 
-The function's region becomes an inline MSL function ``void f(a0.., b0.., thread R& r0..)`` (its
+The function's region becomes an inline MSL function ``void f(tm_x0.., thread R& tm_r0..)`` (its
 branches structured as in lower_control); the kernel calls it for each group of ``pack`` registers.
 Operands are grouped operand-major (a0, a1, b0, b1) and results result-major, as Triton does.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.lower_control import lower_body
+from triton_metal.codegen.msl_text import comment
+from triton_metal.codegen.own_names import REG, R, X
 
 
 @lowers("tt.map_elementwise")
@@ -16,15 +18,15 @@ def lower_map_elementwise(em, op):
     pack = op.int_attr("pack") or 1
     entry = op.regions[0]
     hint = op.results[0].name_hint or "mapped"
-    name = em.fresh(f"{hint}_fn")
+    name = em.fresh_own(f"{hint}_fn")
     n_out = len(op.results)
 
     params = []
     for j, arg in enumerate(entry.args):
-        pname = f"x{j}"
+        pname = f"{X}{j}"
         params.append(f"{em.ctype(arg)} {pname}")
         em.vars[arg.id] = Var(pname, em.ctype(arg))
-    outs = [f"r{k}" for k in range(n_out * pack)]
+    outs = [f"{R}{k}" for k in range(n_out * pack)]
     params += [f"thread {em.ctype(op.results[k // pack])}& {o}" for k, o in enumerate(outs)]
     em.map_outputs = getattr(em, "map_outputs", []) + [outs]
     try:
@@ -32,7 +34,7 @@ def lower_map_elementwise(em, op):
             lower_body(em, entry)
     finally:
         em.map_outputs.pop()
-    em.helpers.append("\n".join([f"// the function tl.map_elementwise applies at {op.location}",
+    em.helpers.append("\n".join([comment(f"the function tl.map_elementwise applies at {op.location}"),
                                  f"inline void {name}({', '.join(params)}) {{", *body, "}"]))
 
     srcs = [em.var(v) for v in op.operands]
@@ -51,7 +53,7 @@ def lower_map_elementwise(em, op):
     if n == pack:
         em.emit(f"{name}({', '.join(args('0'))});")
     else:
-        em.emit(f"for (uint i = 0; i < {n}; i += {pack}) {name}({', '.join(args('i'))});")
+        em.emit(f"for (uint {REG} = 0; {REG} < {n}; {REG} += {pack}) {name}({', '.join(args(REG))});")
     for res, var in zip(op.results, results):
         em.alias(res, var)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from triton_metal.codegen.emitter import lowers
+from triton_metal.codegen.own_names import LANE, REG, SIMD
 
 
 @lowers("tt.load")
@@ -34,9 +35,9 @@ def _redundant_bits(bases) -> int:
 def owner_condition(layout) -> str:
     """MSL condition true in exactly one thread per element (Triton stores each element once)."""
     if layout is None:  # a scalar: every thread holds it, thread 0 owns it
-        return "lane == 0 && simd == 0"
+        return f"{LANE} == 0 && {SIMD} == 0"
     terms = []
-    for var, bases in (("lane", layout.lane_bases), ("simd", layout.warp_bases)):
+    for var, bases in ((LANE, layout.lane_bases), (SIMD, layout.warp_bases)):
         mask = _redundant_bits(bases)
         if mask:
             terms.append(f"({var} & {mask}) == 0")
@@ -58,7 +59,7 @@ def lower_store(em, op):
     def text(i):
         store = f"*{ptr.at(i)} = {value.at(i)};"
         conds = [c for c in (mask.at(i) if mask is not None else "",
-                             f"(i & {reg_mask}) == 0" if reg_mask and i == "i" else "") if c]
+                             f"({i} & {reg_mask}) == 0" if reg_mask and i == REG else "") if c]
         return f"if ({' && '.join(conds)}) {store}" if conds else store
 
     if owner:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from triton_metal.codegen.emitter import lowers
 from triton_metal.codegen.lower_layout import _linear, _sizeof
 from triton_metal.codegen.lower_reduce import emit_combine_function, single_combine_op
+from triton_metal.codegen.own_names import AT, BASE, ELEMENT, LANE, LINE, SIMD
+from triton_metal.codegen.types import threadgroup_pointer
 
 WIDENED = {"arith.addf": "+", "arith.mulf": "*"}  # combine ops a 16-bit float scan runs in float
 
@@ -47,10 +49,10 @@ def lower_scan(em, op):
     buffers, offset = [], 0
     for s in srcs:
         size = numel * _sizeof(s.ctype)
-        buffers.append((em.fresh(f"{hint}_line"), s.ctype, offset))
+        buffers.append((em.fresh_own(f"{hint}_line"), s.ctype, offset))
         offset = (offset + size + 15) // 16 * 16
     for name, ctype, off in buffers:
-        em.emit(f"threadgroup {ctype}* {name} = {em.scratch(ctype, offset, off)};")
+        em.emit(f"{threadgroup_pointer(ctype)} {name} = {em.scratch(ctype, offset, off)};")
 
     def index(i):
         return _linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])
@@ -59,28 +61,28 @@ def lower_scan(em, op):
                      lambda i, name=name, s=s: f"{name}[{index(i)}] = {s.at(i)};")
     em.barrier()
 
-    em.emit(f"for (uint line = uint(simd) * 32 + lane; line < {lines}; line += {threads}) {{")
+    em.emit(f"for (uint {LINE} = uint({SIMD}) * 32 + {LANE}; {LINE} < {lines}; {LINE} += {threads}) {{")
     em.depth += 1
-    outer = f"line / {inner} * {n * inner} + line % {inner}" if inner > 1 else f"line * {n}"
-    em.emit(f"uint base = {outer};")
-    first = f"base + {(n - 1) * inner}" if reverse else "base"
+    outer = f"{LINE} / {inner} * {n * inner} + {LINE} % {inner}" if inner > 1 else f"{LINE} * {n}"
+    em.emit(f"uint {BASE} = {outer};")
+    first = f"{BASE} + {(n - 1) * inner}" if reverse else BASE
     widened = _widened_operator(op, srcs)
     accs = []
     for name, ctype, _ in buffers:
-        acc = em.fresh(f"{name}_acc")
+        acc = em.fresh_own(f"{name}_acc")
         em.emit(f"float {acc} = float({name}[{first}]);" if widened else f"{ctype} {acc} = {name}[{first}];")
         accs.append(acc)
-    step = f"{n - 1} - j" if reverse else "j"
-    em.emit(f"for (uint j = 1; j < {n}; ++j) {{")
-    em.emit(f"    uint at = base + ({step}) * {inner};" if inner > 1 else f"    uint at = base + {step};")
+    step = f"{n - 1} - {ELEMENT}" if reverse else ELEMENT
+    em.emit(f"for (uint {ELEMENT} = 1; {ELEMENT} < {n}; ++{ELEMENT}) {{")
+    em.emit(f"    uint {AT} = {BASE} + ({step}) * {inner};" if inner > 1 else f"    uint {AT} = {BASE} + {step};")
     if widened:
         (name, ctype, _), acc = buffers[0], accs[0]
-        em.emit(f"    {acc} = {acc} {widened} float({name}[at]);")
-        em.emit(f"    {name}[at] = {ctype}({acc});")
+        em.emit(f"    {acc} = {acc} {widened} float({name}[{AT}]);")
+        em.emit(f"    {name}[{AT}] = {ctype}({acc});")
     else:
-        em.emit(f"    {combine}({', '.join(accs + [f'{name}[at]' for name, _, _ in buffers])});")
+        em.emit(f"    {combine}({', '.join(accs + [f'{name}[{AT}]' for name, _, _ in buffers])});")
         for acc, (name, _, _) in zip(accs, buffers):
-            em.emit(f"    {name}[at] = {acc};")
+            em.emit(f"    {name}[{AT}] = {acc};")
     em.emit("}")
     em.depth -= 1
     em.emit("}")

@@ -11,6 +11,8 @@ import re
 
 from triton_metal.codegen.emitter import lowers
 from triton_metal.codegen.lower_layout import _linear, _sizeof
+from triton_metal.codegen.own_names import BIN, COUNT, PART
+from triton_metal.codegen.types import threadgroup_pointer
 
 
 def _xor(a, b):
@@ -57,8 +59,8 @@ def gather(em, sources, dst, project, stacked_index):
     shape = sources[0].type.shape
     numel = sources[0].type.numel
     ctype = srcs[0].ctype
-    ptr = em.fresh("staging")
-    em.emit(f"threadgroup {ctype}* {ptr} = {em.scratch(ctype, len(sources) * numel * _sizeof(ctype))};")
+    ptr = em.fresh_own("staging")
+    em.emit(f"{threadgroup_pointer(ctype)} {ptr} = {em.scratch(ctype, len(sources) * numel * _sizeof(ctype))};")
     layout = sources[0].layout
     for k, s in enumerate(srcs):
         base = f"{k * numel} + " if k else ""
@@ -155,9 +157,9 @@ def _stage(em, value, hint: str, offset: int = 0):
     the scratch area; returns the pointer."""
     src = em.var(value)
     shape, layout = value.type.shape, value.layout
-    ptr = em.fresh(hint)
+    ptr = em.fresh_own(hint)
     nbytes = offset + value.type.numel * _sizeof(src.ctype)
-    em.emit(f"threadgroup {src.ctype}* {ptr} = {em.scratch(src.ctype, nbytes, offset)};")
+    em.emit(f"{threadgroup_pointer(src.ctype)} {ptr} = {em.scratch(src.ctype, nbytes, offset)};")
     em.emit_loop(em.nregs(value), lambda i: f"{ptr}[{_linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])}] = {src.at(i)};")
     em.barrier()
     return ptr
@@ -189,10 +191,11 @@ def lower_histogram(em, op):
     numel = src_value.type.numel
     # tl.histogram(x, bins, mask=m): masked-off elements are not counted (the mask is staged after x).
     mask_offset = (numel * _sizeof(em.var(src_value).ctype) + 15) // 16 * 16
-    counted = f"{_stage(em, op.operands[1], 'histogram_mask', mask_offset)}[k] && " if len(op.operands) > 1 else ""
+    counted = f"{_stage(em, op.operands[1], 'histogram_mask', mask_offset)}[{PART}] && " if len(op.operands) > 1 else ""
     var = em.declare_array(result)
     ctype = var.ctype
-    em.emit_loop(var.nregs, lambda i: f"{{ {ctype} n = 0; int bin = {em.coord_expr(result.layout, 0, i)}; "
-                 f"for (uint k = 0; k < {numel}; ++k) n += {counted}{ptr}[k] == bin; {var.name}[{i}] = n; }}")
+    em.emit_loop(var.nregs, lambda i: f"{{ {ctype} {COUNT} = 0; int {BIN} = {em.coord_expr(result.layout, 0, i)}; "
+                 f"for (uint {PART} = 0; {PART} < {numel}; ++{PART}) {COUNT} += {counted}{ptr}[{PART}] == {BIN}; "
+                 f"{var.name}[{i}] = {COUNT}; }}")
     em.alias(result, var)
     em.barrier()

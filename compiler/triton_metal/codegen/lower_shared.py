@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from triton_metal.codegen.emitter import Var, lowers, paren
+from triton_metal.codegen.own_names import REG
 from triton_metal.codegen.types import BITWIDTH, msl_scalar
 from triton_metal.errors import UnsupportedOperationError, check_threadgroup_memory
 
@@ -67,14 +68,14 @@ def allocate(em, element: str, shape, hint: str) -> SharedBuffer:
     for n in shape:
         numel *= n
     ctype = msl_scalar(element)
-    name = em.fresh(hint)
+    name = em.fresh_own(hint)
     em.prologue.append(f"    threadgroup {ctype} {name}[{numel}];  // {'x'.join(map(str, shape))} {element}")
     em.shared_bytes += (numel * element_bytes(element) + 15) // 16 * 16
     check_threadgroup_memory((em.scratch_bytes + 15) // 16 * 16 + em.shared_bytes)
     return SharedBuffer(name, ctype, shape=tuple(shape), strides=row_major_strides(shape))
 
 
-def coords(em, layout, reg="i") -> list:
+def coords(em, layout, reg=REG) -> list:
     return [em.coord_expr(layout, d, reg) for d in range(layout.rank)]
 
 

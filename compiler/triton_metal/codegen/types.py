@@ -94,3 +94,10 @@ def msl_type_of_signature(ty: str) -> str:
     if ty.startswith("*"):
         return f"device {msl_type_of_signature(ty[1:])}*"
     return names[ty]
+
+
+def threadgroup_pointer(ctype: str) -> str:
+    """The type of a pointer to threadgroup memory holding `ctype` values. For a pointer element
+    (`device float*`, when a tensor of pointers is staged) the address space must follow it: in
+    `threadgroup device float**` both qualifiers would apply to `float`, which clang rejects."""
+    return f"{ctype} threadgroup*" if ctype.endswith("*") else f"threadgroup {ctype}*"

@@ -1,7 +1,12 @@
 """The Metal runtime: MSL compiled and launched on an Apple GPU through PyObjC.
 
-Compile: ``MTLDevice.newLibraryWithSource:options:error:`` with an explicit language version and
-safe (non-fast) math unless fast math is asked for; pipelines are cached by (MSL, kernel, math).
+Compile: ``MTLDevice.newLibraryWithSource:options:error:`` with an explicit language version and the
+math mode the MSL states (``numerics.MathMode.of_msl``: safe with precise functions unless the kernel was
+compiled with fast math); pipelines are cached by (MSL, kernel). ``torch.mps.compile_shader`` takes no
+options of ours (PyTorch compiles with safe math and precise functions unless ``PYTORCH_MPS_FAST_MATH=1``,
+``MetalShaderLibrary::compileLibrary``): from MSL 3.2 the kernel's ``#pragma METAL fp math_mode`` decides
+whatever it passes, and every float function whose variants differ is called as ``precise::`` or
+``fast::`` (``check_torch_math_mode`` refuses the one combination that would change results).
 
 Launch, by argument kind:
 - **torch ``mps`` tensors** go through ``torch.mps.compile_shader``: PyTorch encodes the dispatch
@@ -12,8 +17,9 @@ Launch, by argument kind:
   our own queue would need ``torch.mps.synchronize()`` before and a wait after every launch.
   PyTorch dispatches with ``dispatchThreads:threadsPerThreadgroup:``; we pass
   threads = grid x threadgroup, which yields exactly ``grid`` threadgroups of the kernel's size,
-  i.e. the same dispatch as ``dispatchThreadgroups``. Scalars are bound as 0-d CPU tensors, which
-  PyTorch passes with ``setBytes`` at their exact width.
+  i.e. the same dispatch as ``dispatchThreadgroups``. Scalars, and the struct of packed scalars of
+  kernels with more than 31 arguments, are passed as lists of int64 holding their bytes, which
+  PyTorch binds with ``setBytes`` (``torch_bytes_argument``).
 - **numpy arrays** go through shared-storage MTLBuffers on our own command queue with
   ``dispatchThreadgroups:threadsPerThreadgroup:``. Arrays from ``MetalRuntime.empty()`` live in
   such a buffer (no copies); any other C-contiguous array is staged through one (copied in, and
@@ -30,6 +36,7 @@ import hashlib
 import os
 import platform
 import re
+import struct
 import subprocess
 from dataclasses import dataclass, field, replace
 
@@ -41,6 +48,7 @@ from triton_metal.errors import (
     MetalOutOfMemoryError,
     ThreadsPerThreadgroupError,
 )
+from triton_metal.numerics import MathMode
 from triton_metal.runtime.chips import CHIPS, Chip, chip
 
 # ---- chip identification (pure parsers, unit-tested with recorded outputs) -------------------
@@ -133,9 +141,12 @@ def macos_version() -> tuple:
     return tuple(int(p) for p in release.split(".")[:2]) if release else (0, 0)
 
 
-# Metal Shading Language version per macOS (oldest first): 3.1 brings `bfloat` (macOS 14).
-# Pinned explicitly rather than left to the OS default, so a kernel means the same on every macOS.
-LANGUAGE_VERSIONS = (((13, 0), "MTLLanguageVersion3_0"), ((14, 0), "MTLLanguageVersion3_1"))
+# Metal Shading Language version per macOS (oldest first): 3.1 brings `bfloat` (macOS 14), 3.2 device-scope
+# fences and coherent(device) buffers (macOS 15), which atomics ordering memory across programs need
+# (codegen/memory_model.py generates for the same version). Pinned explicitly rather than left to the OS
+# default, so a kernel means the same on every macOS; PyTorch and MLX pick 3.2 on macOS 15 too.
+LANGUAGE_VERSIONS = (((13, 0), "MTLLanguageVersion3_0"), ((14, 0), "MTLLanguageVersion3_1"),
+                     ((15, 0), "MTLLanguageVersion3_2"))
 
 
 def language_version_name(macos: tuple) -> str:
@@ -146,8 +157,20 @@ def language_version_name(macos: tuple) -> str:
     return chosen
 
 
-def fast_math_requested() -> bool:
-    return os.environ.get("TRITON_METAL_FAST_MATH", "0").strip().lower() in ("1", "true", "yes", "on")
+TORCH_FAST_MATH_ENV = "PYTORCH_MPS_FAST_MATH"  # read by PyTorch's MetalShaderLibrary::compileLibrary
+
+
+def check_torch_math_mode(msl: str, kernel_name: str, language_version: str, environ=os.environ) -> None:
+    """Raise if ``torch.mps.compile_shader`` would compile this precise kernel with fast math: before MSL
+    3.2 the kernel cannot state its math mode (numerics.MathMode.pragmas) and PyTorch's is fast when
+    ``PYTORCH_MPS_FAST_MATH`` is set. (A fast kernel compiled safe computes within its own contract.)"""
+    torch_fast = environ.get(TORCH_FAST_MATH_ENV, "0").strip() not in ("", "0")
+    stated = tuple(int(n) for n in re.findall(r"\d+", language_version)) >= (3, 2)  # torch's is ours or newer
+    if torch_fast and not stated and not MathMode.of_msl(msl).fast:
+        raise MetalError(f"kernel '{kernel_name}' is compiled with precise math, but {TORCH_FAST_MATH_ENV} is set, "
+                         "so torch.mps.compile_shader would compile it with fast math, and before MSL 3.2 "
+                         f"(macOS 15) the kernel cannot say otherwise: unset {TORCH_FAST_MATH_ENV}, or compile "
+                         "the kernel with fast_math=True (TRITON_METAL_FAST_MATH=1)")
 
 
 def shader_dump_dir() -> str:
@@ -184,7 +207,7 @@ class MetalPipeline:
     max_total_threads_per_threadgroup: int
     thread_execution_width: int
     static_threadgroup_memory_length: int
-    fast_math: bool
+    fast_math: bool  # the math mode the MSL states, compiled with (numerics.MathMode)
     torch_kernel: object = field(default=None, repr=False)  # torch.mps.compile_shader(...).<name>, lazily
 
 
@@ -217,16 +240,35 @@ def _is_numpy_array(value) -> bool:
     return type(value).__module__ == "numpy" and hasattr(value, "__array_interface__")
 
 
-_SCALAR_TENSOR_DTYPES = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
+MAX_SET_BYTES = 4096  # setBytes:length:atIndex: takes less than 4 KB (Apple's MTLComputeCommandEncoder docs)
+
+
+def check_bytes_argument(data: bytes, slot: int) -> None:
+    if len(data) >= MAX_SET_BYTES:
+        raise MetalError(f"buffer {slot}: {len(data)} bytes of scalar arguments, but Metal binds at most "
+                         f"{MAX_SET_BYTES - 1} bytes inline (setBytes): pass fewer scalar arguments, e.g. as a tensor")
+
+
+def torch_bytes_argument(data: bytes) -> list:
+    """``data`` (a scalar's bytes, or the struct of packed scalars) as the Python list of ints that
+    ``torch.mps.compile_shader`` kernels bind with ``setBytes`` of exactly its bytes.
+
+    PyTorch's kernel call (torch/csrc/mps/Module.cpp, ``OptionalArgCaster::setValue``, read at pytorch
+    commit f3b72801) casts a list whose first element is an int to ``std::vector<int64_t>`` and calls
+    ``MetalKernelFunction::setArg(idx, vector)``: ``setBytes:values.data() length:8 * len``
+    (aten/src/ATen/native/mps/OperationUtils.mm). So the bytes go as little-endian int64 words, zero-padded
+    to a multiple of 8: the kernel's ``constant T&`` or struct reads its first ``sizeof`` bytes. (A 0-d
+    CPU tensor would be bound with ``setBytes`` of one element only, a Python int as one int64, a float
+    as one float: none of them can carry a 12-byte struct.)"""
+    padded = bytes(data) + bytes(-len(data) % 8)
+    return list(struct.unpack(f"<{len(padded) // 8}q", padded))
 
 
 def torch_launch_arguments(buffers: dict, grid, threadgroup, null_tensor=None):
     """(positional args, threads, group_size) for a ``torch.mps.compile_shader`` kernel call.
 
     PyTorch binds positional argument i at ``[[buffer(i)]]``: tensors with ``setBuffer`` at their
-    storage offset, 0-d CPU tensors with ``setBytes`` of their element size (so each scalar keeps
-    the exact width the kernel reads)."""
-    import torch
+    storage offset, scalars and packed scalar structs (bytes) as lists of int64 (``torch_bytes_argument``)."""
     slots = sorted(buffers)
     if slots != list(range(len(slots))):
         raise MetalError(f"buffer slots {slots} are not 0..{len(slots) - 1}: PyTorch binds kernel arguments by position")
@@ -234,8 +276,8 @@ def torch_launch_arguments(buffers: dict, grid, threadgroup, null_tensor=None):
     for slot in slots:
         value = buffers[slot]
         if isinstance(value, (bytes, bytearray)):
-            dtype = getattr(torch, _SCALAR_TENSOR_DTYPES[len(value)])
-            args.append(torch.frombuffer(bytearray(value), dtype=dtype).reshape(()))
+            check_bytes_argument(value, slot)
+            args.append(torch_bytes_argument(value))
         elif value is None:
             args.append(null_tensor)
         else:
@@ -271,9 +313,10 @@ class MetalRuntime:
         self._torch_used = False
 
     # ---- compile ---------------------------------------------------------------------------
-    def compile(self, msl: str, kernel_name: str, fast_math: bool | None = None) -> MetalPipeline:
-        fast = fast_math_requested() if fast_math is None else bool(fast_math)
-        key = (hashlib.sha256(msl.encode()).hexdigest(), kernel_name, fast)
+    def compile(self, msl: str, kernel_name: str) -> MetalPipeline:
+        # The kernel's math mode is the one its MSL states (decided once, in MetalOptions.fast_math).
+        fast = MathMode.of_msl(msl).fast
+        key = (hashlib.sha256(msl.encode()).hexdigest(), kernel_name)
         if key in self._pipelines:
             return self._pipelines[key]
         mtl = self._mtl
@@ -400,6 +443,7 @@ class MetalRuntime:
         for slot in sorted(buffers):
             value = buffers[slot]
             if isinstance(value, (bytes, bytearray)):
+                check_bytes_argument(value, slot)
                 encoder.setBytes_length_atIndex_(bytes(value), len(value), slot)
             elif value is None:
                 encoder.setBuffer_offset_atIndex_(self._null(), 0, slot)
@@ -427,7 +471,8 @@ class MetalRuntime:
             raise MetalError(f"kernel '{pipeline.name}': threadgroup memory lengths cannot be set through "
                              "torch.mps.compile_shader; declare threadgroup arrays inside the kernel")
         if pipeline.torch_kernel is None:
-            # PyTorch reads the source as ASCII; non-ASCII can only be in comments (source lines).
+            check_torch_math_mode(pipeline.msl, pipeline.name, self.language_version)
+            # PyTorch reads the source as ASCII: ours is (codegen/msl_text.py); MSL written elsewhere is made so.
             source = pipeline.msl.encode("ascii", "backslashreplace").decode("ascii")
             try:
                 library = torch.mps.compile_shader(source)

@@ -9,6 +9,11 @@ one line per parameter that rebinds our parameter names to MLX's (``split_kernel
 ``mlx_body``). MLX dispatches ``grid`` *threads*, so a Triton grid of G programs of T threads is
 passed as grid = G x T, threadgroup = T.
 
+MLX compiles every library with fast math off (``Device::build_library_``: ``setFastMathEnabled(false)``,
+i.e. safe mode and precise functions) and takes no options of ours: the kernel's own
+``#pragma METAL fp math_mode`` (MSL 3.2 and later, in the header) and its explicit ``precise::`` /
+``fast::`` function names make it compute as compiled (triton_metal/numerics.py).
+
 MLX arrays are immutable: the pointer arguments a kernel writes must be named as outputs; they come
 back as new arrays (initialised to ``init_value`` when given, else uninitialised: a kernel that reads
 an output before writing it needs ``init_value`` or the metal runtime with torch tensors).
@@ -19,6 +24,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
+from triton_metal.codegen.msl_words import MLX_ATTRIBUTES, MLX_INPUT_PREFIX, MLX_OUTPUT_PREFIX
 from triton_metal.errors import MetalError, MLXNotFoundError, ThreadsPerThreadgroupError
 
 MLX_MIN_DEVICE_ELEMENTS = 8  # MLX passes inputs smaller than this in the `constant` address space
@@ -30,13 +36,10 @@ MLX_DTYPES = {
     "int": "int32", "uint": "uint32", "long": "int64", "ulong": "uint64",
 }
 
-# Our kernels' builtin parameters, by Metal attribute (MLX declares each as the type shown).
-MLX_ATTRIBUTE_TYPES = {
-    "threadgroup_position_in_grid": "uint3", "threadgroups_per_grid": "uint3",
-    "thread_index_in_simdgroup": "uint", "simdgroup_index_in_threadgroup": "uint",
-    "thread_position_in_grid": "uint3", "thread_position_in_threadgroup": "uint3",
-    "thread_index_in_threadgroup": "uint", "threads_per_threadgroup": "uint3",
-}
+# The Metal attributes MLX declares, with their types, when their names occur in the body (MLX's
+# table, see codegen/msl_words.py): our builtin parameters are bound from them. The code generator
+# guarantees that no other name or comment in the body contains one (codegen/msl_text.py).
+MLX_ATTRIBUTE_TYPES = MLX_ATTRIBUTES
 
 _PARAM = re.compile(r"^(?P<type>.+?)\s*\b(?P<name>\w+)\s*\[\[(?P<attr>\w+)(?:\((?P<index>\d+)\))?\]\]$")
 
@@ -102,11 +105,11 @@ def split_kernel(msl: str, kernel_name: str) -> SplitKernel:
 
 
 def input_name(slot: int) -> str:
-    return f"mlx_in{slot}"
+    return f"{MLX_INPUT_PREFIX}{slot}"  # a prefix no generated name contains (codegen/msl_words.py)
 
 
 def output_name(slot: int) -> str:
-    return f"mlx_out{slot}"
+    return f"{MLX_OUTPUT_PREFIX}{slot}"
 
 
 def mlx_body(kernel: SplitKernel, output_slots) -> str:

@@ -17,9 +17,10 @@ import shutil
 import subprocess
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from triton_metal.numerics import MathMode
 from triton_metal.sim import msl_prepass, phase_split, trampoline
 from triton_metal.sim.errors import SimCompileError
 
@@ -49,12 +50,36 @@ def _flags() -> list:
         "-std=c++17", "-O2", "-fPIC", "-shared", f"-I{INCLUDE_DIR}",
         "-fsigned-char",         # Metal's char is signed; aarch64 Linux's is not
         "-fno-strict-aliasing",  # MSL code reinterprets device pointers freely
-        "-fwrapv",               # GPU integer arithmetic wraps
+        # No -fwrapv: signed overflow is undefined in MSL as in C++, so the generated code must not rely
+        # on it (codegen wraps in unsigned types); the strict build traps on it (_instrument_flags).
         "-fno-math-errno",       # lets sqrt & co. inline
         "-fstack-clash-protection",  # big frames probe each page, so overflows hit the guard page
     ]
     if platform.machine().lower() in ("x86_64", "amd64"):
         flags.append("-mf16c")  # hardware half <-> float conversions (3x faster half code)
+        if _cpu_has("fma"):
+            flags.append("-mfma")  # fma() inline instead of a libm call; contraction stays off (_math_flags)
+    return flags
+
+
+@functools.cache
+def _cpu_has(feature: str) -> bool:
+    """Whether /proc/cpuinfo lists ``feature`` (the flag is then in the cache key: no other CPU loads it)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and feature in line.split() for line in f)
+    except OSError:
+        return False
+
+
+def _math_flags(mode: MathMode) -> list:
+    """g++'s counterpart of the kernel's math mode (numerics.MathMode, read from its MSL): its contraction
+    setting (off in generated kernels: fma() is written out), and in fast mode the licences of Apple's fast
+    math that change finite results: reassociation, reciprocals, signed zeros. Not the NaN/INF
+    assumptions: the simulator keeps NaN and INF where Apple's fast math may not."""
+    flags = [f"-ffp-contract={mode.contract}"]
+    if mode.fast:
+        flags += ["-fassociative-math", "-freciprocal-math", "-fno-signed-zeros", "-fno-trapping-math"]
     return flags
 
 
@@ -63,7 +88,10 @@ KERNEL_FLAGS = ["-fno-exceptions", "-fno-rtti", "-fvisibility=hidden", "-fno-plt
 
 def _instrument_flags() -> list:
     """Strict-mode / traffic-counting builds (a second library per kernel, cached separately)."""
-    flags = ["-DTM_SIM_INSTRUMENT=1"]
+    flags = ["-DTM_SIM_INSTRUMENT=1",
+             # Signed overflow and out-of-range shifts are undefined in MSL: trap (SIGILL) instead of
+             # computing whatever the optimiser chose; no sanitizer runtime is needed.
+             "-fsanitize=signed-integer-overflow,shift", "-fsanitize-undefined-trap-on-error"]
     if platform.machine().lower() in ("x86_64", "amd64"):
         flags.append("-mtls-dialect=gnu2")  # the statement-site marker is thread-local
     return flags
@@ -192,13 +220,15 @@ class BuiltKernel:
     metal_path: Path   # the MSL as given (g++ messages refer to its lines)
     prepass: msl_prepass.PrepassResult
     phases: int = 0    # > 0: the kernel runs phase by phase, without fibers (phase_split.py)
+    math_mode: MathMode = field(default_factory=MathMode)  # as its MSL states it (the launch flushes denormals accordingly)
 
 
 def build(msl: str, kernel_name: str, instrument: bool = False) -> BuiltKernel:
     """Compile kernel ``kernel_name`` of ``msl``, or find it in the cache. ``instrument``: the build
     for strict mode and traffic counters (checked device and threadgroup pointers)."""
     cxx = compiler()
-    cmd = [*cxx, *_flags(), *KERNEL_FLAGS, *(_instrument_flags() if instrument else [])]
+    mode = MathMode.of_msl(msl)
+    cmd = [*cxx, *_flags(), *_math_flags(mode), *KERNEL_FLAGS, *(_instrument_flags() if instrument else [])]
     use_phases = not instrument and phases_enabled()
     key = _key(msl, kernel_name, _sources_digest(), " ".join(cmd), _compiler_identity(cxx), f"phases={use_phases}")
     root = cache_dir()
@@ -226,4 +256,4 @@ def build(msl: str, kernel_name: str, instrument: bool = False) -> BuiltKernel:
             if proc.returncode != 0:
                 raise SimCompileError(f"g++ could not compile kernel '{kernel_name}' ({metal_path}):",
                                       proc.stderr, str(metal_path))
-    return BuiltKernel(kernel_name, library, metal_path, pre, phased.phases if phased else 0)
+    return BuiltKernel(kernel_name, library, metal_path, pre, phased.phases if phased else 0, mode)

@@ -9,7 +9,9 @@ threadgroup run in reverse order, which exposes races such as a missing barrier)
 ``TRITON_METAL_SIM_STRICT=1`` (strict mode: kernels run from their instrumented build, which
 checks every device and threadgroup access against its buffer or array, reports reads of
 unwritten threadgroup memory, threadgroup-memory races between simdgroups and barriers that the
-threads of a threadgroup reach at different calls; see ``strict_enabled``).
+threads of a threadgroup reach at different calls; see ``strict_enabled``) and
+``TRITON_METAL_SIM_DENORMALS`` (``apple``, the default: float and bfloat arithmetic flushes subnormals to
+zero as Apple GPUs do; ``ieee``: the CPU's gradual underflow, for comparison; see triton_metal.numerics).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import re
 import threading
 from pathlib import Path
 
+from triton_metal import numerics
 from triton_metal.sim import build as _build
 from triton_metal.sim import traffic as _traffic
 from triton_metal.sim.errors import SimCompileError, SimLaunchError, SimStrictError
@@ -28,6 +31,7 @@ MAX_THREADGROUP_MEMORY = 32768
 _SCHEDULES = {"forward": 0, "reverse": 1}  # tm_launch.flags (TM_LAUNCH_REVERSE)
 TM_LAUNCH_STRICT = 2  # tm_sim_abi.h
 TM_LAUNCH_COUNT = 4
+TM_LAUNCH_FLUSH_DENORMALS = 8
 
 _runtime = None
 _runtime_lock = threading.Lock()
@@ -152,6 +156,7 @@ class SimKernel:
         self.library_path = str(built.library)
         self.max_threads = built.prepass.max_threads
         self.phases = built.phases  # > 0: runs phase by phase without fibers (phase_split.py)
+        self.math_mode = built.math_mode  # as the MSL states it (numerics.MathMode)
         self._lib, self._fn = self._load(built)
         self._buffers = {p.index: p for p in self.params if p.kind == "buffer"}
         self._threadgroup = {p.index: p for p in self.params if p.kind == "threadgroup"}
@@ -221,6 +226,8 @@ class SimKernel:
         len_array = (ctypes.c_uint32 * max(len(lengths), 1))(*lengths)
         err = ctypes.create_string_buffer(2048)
         flags, fn, sizes, stats = _schedule_flags(), self._fn, None, None
+        if numerics.sim_flushes_denormals(self.math_mode):
+            flags |= TM_LAUNCH_FLUSH_DENORMALS  # the worker threads compute with FTZ/DAZ (fiber_runtime.cpp)
         strict, counting = strict_enabled(), _traffic.collecting()
         if strict or counting:
             fn = self._instrumented_fn()

@@ -158,6 +158,43 @@ void ctx_init(Ctx* c, unsigned char* lo, unsigned char* hi) {
 #endif
 
 // ---------------------------------------------------------------------------------------------
+// Floating-point environment of the simulated threads
+// ---------------------------------------------------------------------------------------------
+// Apple GPUs flush subnormal float (and bfloat) operands and results of arithmetic to a zero of the
+// same sign, in every math mode, while half arithmetic keeps them (triton_metal/numerics.py). The
+// CPU's flush-to-zero and denormals-are-zero modes do exactly that to float arithmetic, and leave
+// half values alone: they are normal floats once converted, and conversions keep every bit. The
+// mode is per OS thread, so each worker sets it around the threadgroups it runs, for every
+// simulated thread on it, and restores the caller's (the Python thread works too, and numpy and
+// torch must keep computing with gradual underflow after the launch).
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+typedef unsigned FpEnv;
+constexpr unsigned kFlushBits = 0x8040u;  // MXCSR: FTZ (bit 15) | DAZ (bit 6)
+inline FpEnv fp_env_enter(bool flush) {
+    const FpEnv saved = _mm_getcsr();
+    _mm_setcsr(flush ? (saved | kFlushBits) : (saved & ~kFlushBits));
+    return saved;
+}
+inline void fp_env_leave(FpEnv saved) { _mm_setcsr(saved); }
+#elif defined(__aarch64__)
+typedef uint64_t FpEnv;
+constexpr uint64_t kFlushBits = uint64_t(1) << 24;  // FPCR.FZ: float and double (not FZ16: half keeps them)
+inline FpEnv fp_env_enter(bool flush) {
+    FpEnv saved;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(saved));
+    const FpEnv set = flush ? (saved | kFlushBits) : (saved & ~kFlushBits);
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(set));
+    return saved;
+}
+inline void fp_env_leave(FpEnv saved) { __asm__ __volatile__("msr fpcr, %0" : : "r"(saved)); }
+#else  // elsewhere subnormals are kept (IEEE): numerics.py and docs/compatibility.md say so
+typedef int FpEnv;
+inline FpEnv fp_env_enter(bool) { return 0; }
+inline void fp_env_leave(FpEnv) {}
+#endif
+
+// ---------------------------------------------------------------------------------------------
 // Workers: per OS thread state, pooled so stacks and threadgroup memory are reused
 // ---------------------------------------------------------------------------------------------
 enum : uint8_t { kRunning = 0, kWaitSimd = 1, kWaitBarrier = 2, kDone = 3 };
@@ -494,14 +531,15 @@ void run_phases(Worker* w) {
 // ---------------------------------------------------------------------------------------------
 // Faults: a kernel's invalid access or integer division by zero becomes an error, not a crash
 // ---------------------------------------------------------------------------------------------
-constexpr int kFaultSignals[] = {SIGSEGV, SIGBUS, SIGFPE};
-struct sigaction g_prev_action[3];
+constexpr int kFaultSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+constexpr int kNumFaultSignals = sizeof kFaultSignals / sizeof kFaultSignals[0];
+struct sigaction g_prev_action[kNumFaultSignals];
 std::mutex g_signal_mu;
 
 void on_fault(int sig, siginfo_t* si, void* uc);
 
 int signal_slot(int sig) {
-    for (int i = 0; i < 3; ++i)
+    for (int i = 0; i < kNumFaultSignals; ++i)
         if (kFaultSignals[i] == sig) return i;
     return 0;
 }
@@ -514,6 +552,14 @@ void describe_fault(Worker* w, int sig, siginfo_t* si) {
                       "arithmetic trap (SIGFPE, integer division by zero or overflow) in thread %u of "
                       "threadgroup (%u,%u,%u): a GPU returns an undefined value there, the CPU traps; "
                       "guard the divisor",
+                      t, w->g[0], w->g[1], w->g[2]);
+        return;
+    }
+    if (sig == SIGILL) {  // the strict build's trap on undefined integer behaviour (build.py)
+        std::snprintf(w->err, sizeof w->err,
+                      "undefined integer behaviour (signed overflow or a shift by the type's width or more) in "
+                      "thread %u of threadgroup (%u,%u,%u): undefined in MSL, Apple's compiler may assume it "
+                      "never happens; compute in an unsigned type where wrapping is meant",
                       t, w->g[0], w->g[1], w->g[2]);
         return;
     }
@@ -557,7 +603,7 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
 // (Re)installed at each launch: someone (faulthandler, say) may have replaced it meanwhile.
 void install_fault_handlers() {
     std::lock_guard<std::mutex> lock(g_signal_mu);
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < kNumFaultSignals; ++i) {
         struct sigaction cur;
         sigaction(kFaultSignals[i], nullptr, &cur);
         if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_fault) continue;
@@ -839,6 +885,7 @@ void run_worker(Shared* sh) {
     ss.ss_flags = 0;
     sigaltstack(&ss, &old_ss);
     tls_worker = w;
+    const FpEnv fp_saved = fp_env_enter((L->flags & TM_LAUNCH_FLUSH_DENORMALS) != 0);
 
     if (sigsetjmp(w->jmp, 1) == 0) {
         while (!sh->abort.load(std::memory_order_relaxed)) {
@@ -870,6 +917,7 @@ void run_worker(Shared* sh) {
         sh->set_error(w->err);
     }
 
+    fp_env_leave(fp_saved);  // also after a fault: the handler longjmps back here
     tls_worker = nullptr;
     sigaltstack(&old_ss, nullptr);
     if (w->count) {

@@ -6,6 +6,7 @@
 2. Kernel-scope ``threadgroup T name[N];`` becomes a reference into the threadgroup's shared
    memory block. With an empty ``threadgroup`` macro it would silently become a per-thread local.
 3. Program-scope ``constant T x = ...;`` becomes ``static const T x = ...;`` so it stays a constant.
+   ``coherent(device)`` qualifiers (MSL 3.2, 4.8) are blanked: CPU memory is coherent already.
 
 Instrumented builds (strict mode, traffic counters; ``instrument=True``) also get:
 
@@ -35,6 +36,7 @@ BUILTINS = frozenset({
 # Standard C++ attributes are left alone; every other [[...]] is Metal's and is stripped.
 _CXX_ATTRIBUTES = re.compile(r"\s*(maybe_unused|nodiscard|likely|unlikely|fallthrough|noreturn|deprecated|gnu::)")
 _ATTRIBUTE = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
+_COHERENT = re.compile(r"\bcoherent\s*\(\s*\w+\s*\)")
 _KERNEL = re.compile(r"\bkernel\s+void\s+([A-Za-z_]\w*)\s*\(")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _DECLARATOR = re.compile(r"(?P<type>.*?)\b(?P<name>[A-Za-z_]\w*)\s*(?P<dims>(?:\[[^\]]*\]\s*)*)$", re.DOTALL)
@@ -256,10 +258,23 @@ _CONSTANT_REF = re.compile(r"(?:\bconst\s+)?\bconstant\s+(?:const\s+)?(?P<type>(
                            r"(?:\s*<[^<>;{}]*>)?)\s*&")
 
 
+# `device T* threadgroup*`: a pointer to threadgroup memory holding device pointers (a staged tensor of
+# pointers, codegen types.threadgroup_pointer).
+_POINTER_TO_SPACE_POINTER = re.compile(
+    r"\b(?P<space>device|threadgroup|constant)\s+(?P<type>(?:metal::)?[A-Za-z_]\w*)\s*\*\s*"
+    r"(?P<outer>device|threadgroup|constant)\s*\*")
+
+
 def _space_pointers(masked: str, edits: list) -> None:
     taken = {start for start, _, _ in edits}  # program-scope `constant` declarations are rewritten already
+    nested = []
+    for m in _POINTER_TO_SPACE_POINTER.finditer(masked):
+        inner = f"{_SPACE_TYPES[m.group('space')]}<{m.group('type')}>"
+        text = f"{_SPACE_TYPES[m.group('outer')]}<{inner}>"
+        edits.append((m.start(), m.end(), _keep_lines(text, masked[m.start():m.end()])))
+        nested.append((m.start(), m.end()))
     for m in _SPACE_POINTER.finditer(masked):
-        if {m.start(), m.start("space")} & taken:
+        if {m.start(), m.start("space")} & taken or any(a <= m.start() < b for a, b in nested):
             continue
         const = "const " if m.group("c1") or m.group("c2") or m.group("c3") else ""
         text = f"{_SPACE_TYPES[m.group('space')]}<{const}{' '.join(m.group('type').split())}>"
@@ -308,6 +323,7 @@ def _site_markers(masked: str, body_start: int, body_end: int, edits: list) -> N
 def rewrite(msl: str, kernel_name: str, instrument: bool = False) -> PrepassResult:
     """Rewrite ``msl`` for g++ and parse the signature of kernel ``kernel_name`` (``instrument``:
     for the strict / counting build, see the module docstring)."""
+    msl = _COHERENT.sub(lambda m: " " * len(m.group(0)), msl)
     masked = mask(msl)
     edits = []  # (start, end, replacement) on msl, non-overlapping
 

@@ -46,8 +46,10 @@ _PURE_CALLS = re.compile(r"(float|half|bfloat|int|uint|short|ushort|char|uchar|l
                          r"|static_cast|reinterpret_cast)\d*$")
 _TG_ALIAS = re.compile(r"using\s+__tm_tg_t\d+\s*=")
 _TG_REF = re.compile(r"__tm_tg_t\d+\s*&\s*[A-Za-z_]\w*\s*=")
+# A declaration; a pointer's address space may follow its `*` (`device float* threadgroup* p`, a
+# pointer to threadgroup memory holding device pointers: types.threadgroup_pointer).
 _DECL = re.compile(
-    r"(?P<const>const\s+)?(?P<type>[A-Za-z_][\w:]*(?:\s*<[^;{}]*?>)?(?:\s+[A-Za-z_][\w:]*)*(?:\s*\*(?:\s*const)?)*)"
+    r"(?P<const>const\s+)?(?P<type>[A-Za-z_][\w:]*(?:\s*<[^;{}]*?>)?(?:\s+[A-Za-z_][\w:]*)*(?:\s*\*(?:\s*(?:const|device|threadgroup|constant|thread)\b)?)*)"
     r"\s+(?P<name>[A-Za-z_]\w*)\s*(?P<dims>(?:\[[^\]]*\]\s*)*)(?:=(?P<init>.*))?;$", re.DOTALL)
 
 

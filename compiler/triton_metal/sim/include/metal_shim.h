@@ -72,17 +72,39 @@ constexpr uint16_t f32_to_bf16(float f) {
 }
 }  // namespace __tm
 
-// bfloat: the top 16 bits of a float. Arithmetic goes through float.
+// bfloat (MSL 3.1): the top 16 bits of a float; arithmetic is done in float, rounded once per
+// operation. The specification's conversion rule, as MLX quotes it (mlx/backend/metal/kernels/
+// bf16_math.h): "bfloat is an extended floating point type that only allows implicit conversion to
+// a type of greater floating point rank. While bfloat can be implicitly converted to float, it cannot
+// be implicitly converted to half, and neither float nor half can be implicitly converted to
+// bfloat." Modelled here, and stricter where that text is silent (integers, bool, double):
+// - bfloat -> float is the only implicit conversion; every other one, to or from bfloat, is written
+//   bfloat(x), half(x), int(x), ...;
+// - bfloat op bfloat is a bfloat and bfloat op float a float (usual arithmetic conversions); a
+//   bfloat with a half, an integer or a double operand does not compile;
+// - compound assignment takes a bfloat right-hand side only (anything else would convert to bfloat
+//   implicitly).
 struct bfloat {
     uint16_t bits;
     bfloat() = default;
     template <class S, std::enable_if_t<__tm::is_plain_v<S>, int> = 0>
-    constexpr bfloat(S s) : bits(__tm::f32_to_bf16(float(s))) {}
+    constexpr explicit bfloat(S s) : bits(__tm::f32_to_bf16(float(s))) {}
     // bfloat(x) of something that converts to float (an instrumented build's loaded element)
     template <class S, std::enable_if_t<!__tm::is_num_v<S> && std::is_convertible<S, float>::value, int> = 0>
     constexpr explicit bfloat(const S& s) : bits(__tm::f32_to_bf16(float(s))) {}
-    constexpr operator float() const { return __builtin_bit_cast(float, uint32_t(bits) << 16); }
+    // Implicitly to float only. A conversion function template is deduced from the target type, so
+    // `int i = b;` or `half h = b;` finds no conversion (a plain `operator float()` would be followed
+    // by an implicit float -> int or float -> half).
+    template <class T, std::enable_if_t<std::is_same<T, float>::value, int> = 0>
+    constexpr operator T() const { return __builtin_bit_cast(float, uint32_t(bits) << 16); }
+    template <class T, std::enable_if_t<__tm::is_plain_v<T> && !std::is_same<T, float>::value, int> = 0>
+    constexpr explicit operator T() const { return T(float(*this)); }
 };
+
+namespace __tm {
+template <class T> constexpr bool bfloat_mix_v = is_plain_v<T> && !std::is_same<std::remove_cv_t<T>, float>::value;
+template <class...> constexpr bool always_false_v = false;
+}  // namespace __tm
 
 inline bfloat operator-(bfloat a) {
     bfloat r;
@@ -91,26 +113,31 @@ inline bfloat operator-(bfloat a) {
 }
 inline bfloat operator+(bfloat a) { return a; }
 
+#define TM_BF_MIXED_ERROR                                                                            \
+    "MSL 3.1 has no implicit conversion between bfloat and half, integer or double operands: "      \
+    "convert explicitly, e.g. float(b) op x, or bfloat(x)"
+#define TM_BF_OPERATORS(op, R)                                                                       \
+    inline R operator op(bfloat a, bfloat b) { return R(float(a) op float(b)); }                    \
+    inline auto operator op(bfloat a, float b) { return float(a) op b; }                            \
+    inline auto operator op(float a, bfloat b) { return a op float(b); }                            \
+    template <class S, std::enable_if_t<__tm::bfloat_mix_v<S>, int> = 0> R operator op(bfloat, S) { \
+        static_assert(__tm::always_false_v<S>, TM_BF_MIXED_ERROR);                                   \
+        return R();                                                                                  \
+    }                                                                                                \
+    template <class S, std::enable_if_t<__tm::bfloat_mix_v<S>, int> = 0> R operator op(S, bfloat) { \
+        static_assert(__tm::always_false_v<S>, TM_BF_MIXED_ERROR);                                   \
+        return R();                                                                                  \
+    }
 #define TM_BF_ARITH(op)                                                                              \
-    inline bfloat operator op(bfloat a, bfloat b) { return bfloat(float(a) op float(b)); }          \
-    template <class S, std::enable_if_t<__tm::is_plain_v<S>, int> = 0>                               \
-    inline auto operator op(bfloat a, S b) { return float(a) op b; }                                \
-    template <class S, std::enable_if_t<__tm::is_plain_v<S>, int> = 0>                               \
-    inline auto operator op(S a, bfloat b) { return a op float(b); }                                \
-    template <class S, std::enable_if_t<__tm::is_num_v<S>, int> = 0>                                 \
-    inline bfloat& operator op##=(bfloat& a, S b) { return a = bfloat(float(a) op float(b)); }
+    TM_BF_OPERATORS(op, bfloat)                                                                      \
+    inline bfloat& operator op##=(bfloat& a, bfloat b) { return a = a op b; }
 TM_BF_ARITH(+)
 TM_BF_ARITH(-)
 TM_BF_ARITH(*)
 TM_BF_ARITH(/)
 #undef TM_BF_ARITH
 
-#define TM_BF_CMP(op)                                                                                \
-    inline bool operator op(bfloat a, bfloat b) { return float(a) op float(b); }                    \
-    template <class S, std::enable_if_t<__tm::is_plain_v<S>, int> = 0>                               \
-    inline bool operator op(bfloat a, S b) { return float(a) op b; }                                \
-    template <class S, std::enable_if_t<__tm::is_plain_v<S>, int> = 0>                               \
-    inline bool operator op(S a, bfloat b) { return a op float(b); }
+#define TM_BF_CMP(op) TM_BF_OPERATORS(op, bool)
 TM_BF_CMP(==)
 TM_BF_CMP(!=)
 TM_BF_CMP(<)
@@ -118,6 +145,8 @@ TM_BF_CMP(<=)
 TM_BF_CMP(>)
 TM_BF_CMP(>=)
 #undef TM_BF_CMP
+#undef TM_BF_OPERATORS
+#undef TM_BF_MIXED_ERROR
 
 // ---------------------------------------------------------------------------------------------
 // Vector types: metal::vec<T, N> with .x .y .z .w (.r .g .b .a), [] and elementwise operators.
@@ -150,8 +179,9 @@ template <class T, class S> inline void put(T* e, int& k, const S& s) {
 
 #define TM_VEC_BODY(N)                                                                               \
     vec() = default;                                                                                 \
-    /* splat: float4 v = 0.0f; */                                                                    \
-    template <class S, std::enable_if_t<__tm::is_num_v<S>, int> = 0>                                 \
+    /* splat: float4 v = 0.0f; (a bfloat vector from a bfloat only: no implicit conversion) */     \
+    template <class S, std::enable_if_t<__tm::is_num_v<S> && (!std::is_same<T, bfloat>::value ||     \
+                                                              std::is_same<S, bfloat>::value), int> = 0> \
     vec(S s) {                                                                                       \
         for (int i = 0; i < N; ++i) __e[i] = T(s);                                                   \
     }                                                                                                \
@@ -335,15 +365,68 @@ TM_VEC_TYPES(ulong, ulong)
 #define M_SQRT1_2_F 0.707106781186547524401f
 
 // ---------------------------------------------------------------------------------------------
-// metal:: functions. Float functions have float, half and bfloat overloads (half and bfloat
-// compute in float), elementwise vector versions, and take integer/double arguments as float.
+// metal:: functions. Float functions have float and half overloads (half computes in float),
+// elementwise vector versions, and take integer/double arguments as float.
+// None takes a bfloat. MSL 3.1 lists no bfloat overloads of its math, relational or simd functions
+// that we can find, and MLX's bf16_math.h defines its own because "the stdlib math/simd functions
+// are not defined for bfloat" (a call then converts the argument to float and returns a float);
+// where the specification is silent we assume there is none. So a bfloat argument stops the
+// simulator build (TM_NO_BFLOAT), stricter than Apple in doubt: generated code writes
+// bfloat(f(float(x))).
 // ---------------------------------------------------------------------------------------------
 namespace __tm {
 // fmin/fmax without a libm call (x86 has no single instruction with these NaN rules):
 // the non-NaN operand if one is NaN.
-inline float fmax(float x, float y) { return (x < y || x != x) ? y : x; }
-inline float fmin(float x, float y) { return (y < x || x != x) ? y : x; }
+// x through one multiplication the optimiser cannot remove: flushed where arithmetic flushes subnormals.
+inline float computed(float x) {
+    float one = 1.0f;
+    __asm__("" : "+m"(one));
+    return x * one;
+}
+// When neither operand compares greater, they are equal, or both subnormal (or zero) with subnormals
+// flushed: then the result is computed from one of them, so it is a result the MSL specification allows
+// (8.5: the result for the flushed operands), not an unflushed subnormal that may be the smaller one.
+inline float fmax(float x, float y) { return (x < y || x != x) ? y : (y < x || y != y) ? x : computed(x); }
+inline float fmin(float x, float y) { return (y < x || x != x) ? y : (x < y || y != y) ? x : computed(x); }
+// sin(pi x), cos(pi x), tan(pi x) within Metal's bounds (MSL Table 8.1: 4 and 6 ulp) near their zeros, where
+// x * M_PI_F rounded to float would not be: the argument reduced exactly (r in [-1, 1]), then in double.
+inline double pi_times_reduced(float x, double& r) {
+    r = double(x) - 2.0 * __builtin_round(double(x) * 0.5);
+    return r * 3.14159265358979323846;
+}
+inline float sinpi(float x) {
+    double r, a = pi_times_reduced(x, r);
+    return r == __builtin_trunc(r) ? __builtin_copysignf(0.0f, x) : float(__builtin_sin(a));
+}
+inline float cospi(float x) {
+    double r, a = pi_times_reduced(x, r);
+    return __builtin_fabs(r) == 0.5 ? 0.0f : float(__builtin_cos(a));
+}
+inline float tanpi(float x) {
+    double r, a = pi_times_reduced(x, r);
+    return r == __builtin_trunc(r) ? __builtin_copysignf(0.0f, x) : float(__builtin_tan(a));
+}
+// fma of halves, rounded once: a float fma rounded again to half could round twice, so the exact sum is
+// rounded to odd in double (the product of two halves is exact there; two-sum gives the sum's error),
+// then once to half (a direct, correctly rounded conversion).
+inline half fma_half(double a, double b, double c) {
+    const double p = a * b, s = p + c;
+    const double t = s - p, e = (p - (s - t)) + (c - t);  // s + e == p + c exactly
+    uint64_t bits = __builtin_bit_cast(uint64_t, s);
+    if (e != 0.0 && __builtin_isfinite(s) && (bits & 1) == 0) bits += (e > 0) == (s > 0) ? 1 : uint64_t(-1);
+    return half(__builtin_bit_cast(double, bits));
+}
+template <class... A> constexpr bool has_bfloat_v = (std::is_same<std::remove_cv_t<A>, bfloat>::value || ...);
 }  // namespace __tm
+
+// A call of `name` with a bfloat argument: a compile error that says what to write instead.
+#define TM_NO_BFLOAT(name)                                                                           \
+    template <class... A, std::enable_if_t<__tm::has_bfloat_v<A...>, int> = 0>                       \
+    inline float name(A...) {                                                                        \
+        static_assert(__tm::always_false_v<A...>, "MSL 3.1 has no bfloat overload of " #name         \
+                      ": pass float(x), and convert a bfloat result back explicitly, bfloat(...)");   \
+        return 0.0f;                                                                                 \
+    }
 
 namespace metal {
 
@@ -355,10 +438,7 @@ namespace metal {
         float x = float(h);                                                                          \
         return half(expr);                                                                           \
     }                                                                                                \
-    inline bfloat name(bfloat b) {                                                                   \
-        float x = float(b);                                                                          \
-        return bfloat(expr);                                                                         \
-    }                                                                                                \
+    TM_NO_BFLOAT(name)                                                                               \
     template <class I, std::enable_if_t<std::is_integral<I>::value || std::is_same<I, double>::value, int> = 0> \
     inline float name(I i) { return name(float(i)); }                                                \
     TM_VEC_UNARY(name)
@@ -382,7 +462,7 @@ TM_UNARY_F(asinh, __builtin_asinhf(x))
 TM_UNARY_F(acosh, __builtin_acoshf(x))
 TM_UNARY_F(atanh, __builtin_atanhf(x))
 TM_UNARY_F(sqrt, __builtin_sqrtf(x))
-TM_UNARY_F(rsqrt, 1.0f / __builtin_sqrtf(x))
+TM_UNARY_F(rsqrt, float(1.0 / __builtin_sqrt(double(x))))  // one rounding to float (spec: correctly rounded)
 TM_UNARY_F(fabs, __builtin_fabsf(x))
 TM_UNARY_F(floor, __builtin_floorf(x))
 TM_UNARY_F(ceil, __builtin_ceilf(x))
@@ -392,15 +472,15 @@ TM_UNARY_F(trunc, __builtin_truncf(x))
 TM_UNARY_F(fract, __tm::fmin(x - __builtin_floorf(x), 0x1.fffffep-1f))
 TM_UNARY_F(sign, x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : x == x ? x : 0.0f)
 TM_UNARY_F(saturate, __tm::fmin(__tm::fmax(x, 0.0f), 1.0f))
-TM_UNARY_F(cospi, __builtin_cosf(x * M_PI_F))
-TM_UNARY_F(sinpi, __builtin_sinf(x * M_PI_F))
-TM_UNARY_F(tanpi, __builtin_tanf(x * M_PI_F))
+TM_UNARY_F(cospi, __tm::cospi(x))
+TM_UNARY_F(sinpi, __tm::sinpi(x))
+TM_UNARY_F(tanpi, __tm::tanpi(x))
 #undef TM_UNARY_F
 
 // abs: fabs for floating point, the integer abs for integers.
 inline float abs(float x) { return __builtin_fabsf(x); }
 inline half abs(half x) { return half(__builtin_fabsf(float(x))); }
-inline bfloat abs(bfloat x) { return bfloat(__builtin_fabsf(float(x))); }
+TM_NO_BFLOAT(abs)
 template <class I, std::enable_if_t<std::is_integral<I>::value, int> = 0> inline I abs(I x) {
     return std::is_signed<I>::value && x < 0 ? I(-x) : x;
 }
@@ -441,10 +521,7 @@ TM_VEC_UNARY(ctz)
         float x = float(hx), y = float(hy);                                                          \
         return half(expr);                                                                           \
     }                                                                                                \
-    inline bfloat name(bfloat bx, bfloat by) {                                                       \
-        float x = float(bx), y = float(by);                                                          \
-        return bfloat(expr);                                                                         \
-    }                                                                                                \
+    TM_NO_BFLOAT(name)                                                                               \
     TM_VEC_BINARY(name)
 
 TM_BINARY_F(pow, __builtin_powf(x, y))
@@ -464,8 +541,8 @@ inline float min(float x, float y) { return __tm::fmin(x, y); }
 inline float max(float x, float y) { return __tm::fmax(x, y); }
 inline half min(half x, half y) { return half(__tm::fmin(float(x), float(y))); }
 inline half max(half x, half y) { return half(__tm::fmax(float(x), float(y))); }
-inline bfloat min(bfloat x, bfloat y) { return bfloat(__tm::fmin(float(x), float(y))); }
-inline bfloat max(bfloat x, bfloat y) { return bfloat(__tm::fmax(float(x), float(y))); }
+TM_NO_BFLOAT(min)
+TM_NO_BFLOAT(max)
 template <class I, std::enable_if_t<std::is_integral<I>::value, int> = 0> inline I min(I x, I y) { return y < x ? y : x; }
 template <class I, std::enable_if_t<std::is_integral<I>::value, int> = 0> inline I max(I x, I y) { return x < y ? y : x; }
 TM_VEC_BINARY(min)
@@ -478,25 +555,30 @@ TM_VEC_BINARY(max)
         float x = float(hx), y = float(hy), z = float(hz);                                           \
         return half(expr);                                                                           \
     }                                                                                                \
-    inline bfloat name(bfloat bx, bfloat by, bfloat bz) {                                            \
-        float x = float(bx), y = float(by), z = float(bz);                                           \
-        return bfloat(expr);                                                                         \
-    }                                                                                                \
+    TM_NO_BFLOAT(name)                                                                               \
     template <class T, int N>                                                                        \
     inline vec<T, N> name(const vec<T, N>& a, const vec<T, N>& b, const vec<T, N>& c) {              \
         TM_VEC_LOOP(name(a.__e[i], b.__e[i], c.__e[i]));                                             \
     }
-TM_TERNARY_F(fma, __builtin_fmaf(x, y, z))
 TM_TERNARY_F(mix, x + (y - x) * z)
 #undef TM_TERNARY_F
+
+// fma: x*y+z rounded once (MSL spec Tables 8.1 and 8.3: correctly rounded in float and half).
+inline float fma(float x, float y, float z) { return __builtin_fmaf(x, y, z); }
+inline half fma(half x, half y, half z) { return __tm::fma_half(double(x), double(y), double(z)); }
+TM_NO_BFLOAT(fma)
+template <class T, int N> inline vec<T, N> fma(const vec<T, N>& a, const vec<T, N>& b, const vec<T, N>& c) {
+    TM_VEC_LOOP(fma(a.__e[i], b.__e[i], c.__e[i]));
+}
 template <class T, int N, class S, std::enable_if_t<__tm::is_num_v<S>, int> = 0>
 inline vec<T, N> mix(const vec<T, N>& a, const vec<T, N>& b, S t) {
     TM_VEC_LOOP(mix(a.__e[i], b.__e[i], T(t)));
 }
 
-template <class T, std::enable_if_t<__tm::is_num_v<T>, int> = 0> inline T clamp(T x, __tm::id_t<T> lo, __tm::id_t<T> hi) {
+template <class T, std::enable_if_t<__tm::is_plain_v<T>, int> = 0> inline T clamp(T x, __tm::id_t<T> lo, __tm::id_t<T> hi) {
     return min(max(x, lo), hi);
 }
+TM_NO_BFLOAT(clamp)
 template <class T, int N> inline vec<T, N> clamp(const vec<T, N>& x, const vec<T, N>& lo, const vec<T, N>& hi) {
     return min(max(x, lo), hi);
 }
@@ -525,10 +607,7 @@ template <class T> inline vec<T, 3> cross(const vec<T, 3>& a, const vec<T, 3>& b
         float x = float(h);                                                                          \
         return expr;                                                                                 \
     }                                                                                                \
-    inline bool name(bfloat b) {                                                                     \
-        float x = float(b);                                                                          \
-        return expr;                                                                                 \
-    }                                                                                                \
+    TM_NO_BFLOAT(name)                                                                               \
     template <class T, int N> inline vec<bool, N> name(const vec<T, N>& v) {                         \
         vec<bool, N> r;                                                                              \
         for (int i = 0; i < N; ++i) r.__e[i] = name(v.__e[i]);                                       \
@@ -555,7 +634,10 @@ template <int N> inline bool any(const vec<bool, N>& v) {
 }
 
 // select(a, b, c): c ? b : a, elementwise for vectors.
-template <class T> inline T select(T a, T b, bool c) { return c ? b : a; }
+template <class T, std::enable_if_t<!__tm::has_bfloat_v<T>, int> = 0> inline T select(T a, T b, bool c) {
+    return c ? b : a;
+}
+TM_NO_BFLOAT(select)
 template <class T, int N> inline vec<T, N> select(const vec<T, N>& a, const vec<T, N>& b, const vec<bool, N>& c) {
     TM_VEC_LOOP(c.__e[i] ? b.__e[i] : a.__e[i]);
 }
@@ -583,6 +665,7 @@ TM_MATH_NAMES(TM_USING)
 }
 #undef TM_USING
 #undef TM_MATH_NAMES
+#undef TM_NO_BFLOAT
 
 // numeric_limits for the scalar types.
 template <class T> struct numeric_limits;
@@ -622,15 +705,17 @@ template <> struct numeric_limits<bfloat> {
 // ---------------------------------------------------------------------------------------------
 // Atomics: real CPU atomics, since threadgroups run on parallel OS threads.
 // ---------------------------------------------------------------------------------------------
+// The orders MSL 3.2 has (6.15.4.2): atomic functions take relaxed only, atomic_thread_fence also
+// seq_cst; acquire/release/acq_rel arrive with Metal 4.1, which we do not target.
 enum memory_order {
     memory_order_relaxed,
-    memory_order_acquire,
-    memory_order_release,
-    memory_order_acq_rel,
     memory_order_seq_cst
 };
 
 template <class T> struct _atomic {
+    // MSL's atomic types are atomic_int, atomic_uint, atomic_bool, atomic_float and atomic_ulong.
+    static_assert(!std::is_same<T, bfloat>::value && !std::is_same<T, half>::value,
+                  "Metal has no atomic<bfloat> or atomic<half>");
     T __v;
 };
 template <class T> using atomic = _atomic<T>;
@@ -721,6 +806,18 @@ inline void threadgroup_barrier(mem_flags = mem_flags::mem_none, uint32_t __line
     TM_KEEP_SITE(tm_rt_barrier(__line));
 }
 
+// Fences (MSL 3.2, 6.15.3). Threadgroups run on parallel OS threads, so a real CPU fence is the
+// faithful model of a device-scope one; a relaxed fence orders nothing (6.15.4.2).
+enum thread_scope {
+    thread_scope_thread = 0,
+    thread_scope_threadgroup = 1,
+    thread_scope_device = 2,
+    thread_scope_simdgroup = 4,
+};
+inline void atomic_thread_fence(mem_flags, memory_order order, thread_scope = thread_scope_device) {
+    if (order != memory_order_relaxed) __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
 // ---------------------------------------------------------------------------------------------
 // SIMD-group collectives (32 lanes). Each call is a rendezvous of the simdgroup's active lanes
 // at the same call site (operation + source line); the values come back in a snapshot.
@@ -744,6 +841,11 @@ enum op : uint32_t {
 
 template <class T> inline tm_simd_snapshot* enter(const T& x, op o, uint32_t line, uint32_t* lane) {
     static_assert(sizeof(T) <= 16, "simd collectives take values of at most 16 bytes");
+    // MSL 3.1's simd_* functions (sum, min, max, prefix scans, shuffles, broadcast) have no bfloat
+    // overloads; MLX's bf16_math.h adds its own, through float or ushort, for that reason.
+    static_assert(!std::is_same<typename __tm::vec_info<std::remove_cv_t<T>>::elem, bfloat>::value,
+                  "MSL 3.1 has no bfloat overload of the simd_* functions: pass float(x) and convert the "
+                  "result back explicitly, bfloat(simd_sum(float(x)))");
     alignas(16) unsigned char buf[16] = {};
     __builtin_memcpy(buf, &x, sizeof(T));
     tm_simd_snapshot* s;
@@ -762,6 +864,25 @@ template <class T> inline T get(const unsigned char* p) {
     return v;
 }
 template <class T> inline void set(unsigned char* p, const T& v) { __builtin_memcpy(p, &v, sizeof(T)); }
+
+// Metal's integer simd sums and products wrap; C++'s signed `+` and `*` overflow undefined, so
+// signed integers combine in their unsigned type (the simulator builds without -fwrapv).
+template <class T> inline T add(T a, T b) {
+    if constexpr (std::is_integral<T>::value && std::is_signed<T>::value) {
+        using U = typename std::make_unsigned<T>::type;
+        return T(U(U(a) + U(b)));
+    } else {
+        return T(a + b);
+    }
+}
+template <class T> inline T mul(T a, T b) {
+    if constexpr (std::is_integral<T>::value && std::is_signed<T>::value) {
+        using U = typename std::make_unsigned<T>::type;
+        return T(U(U(a) * U(b)));
+    } else {
+        return T(a * b);
+    }
+}
 
 // The group's reduction, folded in lane order over the lanes that took part.
 template <class T, class F> inline T reduce(const T& x, op o, uint32_t line, F f) {
@@ -807,10 +928,10 @@ template <class T> inline T from_lane(const T& x, op o, uint32_t line, uint32_t 
 
 #define TM_LINE uint32_t __line = __builtin_LINE()
 template <class T> inline T simd_sum(T x, TM_LINE) {
-    return __simd::reduce(x, __simd::kSum, __line, [](T a, T b) { return T(a + b); });
+    return __simd::reduce(x, __simd::kSum, __line, __simd::add<T>);
 }
 template <class T> inline T simd_product(T x, TM_LINE) {
-    return __simd::reduce(x, __simd::kProduct, __line, [](T a, T b) { return T(a * b); });
+    return __simd::reduce(x, __simd::kProduct, __line, __simd::mul<T>);
 }
 template <class T> inline T simd_min(T x, TM_LINE) {
     return __simd::reduce(x, __simd::kMin, __line, [](T a, T b) { return min(a, b); });
@@ -834,16 +955,16 @@ inline bool simd_any(bool x, TM_LINE) {
     return __simd::reduce(x, __simd::kAny, __line, [](bool a, bool b) { return a || b; });
 }
 template <class T> inline T simd_prefix_inclusive_sum(T x, TM_LINE) {
-    return __simd::scan(x, __simd::kPrefixIncSum, __line, true, T(0), [](T a, T b) { return T(a + b); });
+    return __simd::scan(x, __simd::kPrefixIncSum, __line, true, T(0), __simd::add<T>);
 }
 template <class T> inline T simd_prefix_exclusive_sum(T x, TM_LINE) {
-    return __simd::scan(x, __simd::kPrefixExcSum, __line, false, T(0), [](T a, T b) { return T(a + b); });
+    return __simd::scan(x, __simd::kPrefixExcSum, __line, false, T(0), __simd::add<T>);
 }
 template <class T> inline T simd_prefix_inclusive_product(T x, TM_LINE) {
-    return __simd::scan(x, __simd::kPrefixIncProd, __line, true, T(1), [](T a, T b) { return T(a * b); });
+    return __simd::scan(x, __simd::kPrefixIncProd, __line, true, T(1), __simd::mul<T>);
 }
 template <class T> inline T simd_prefix_exclusive_product(T x, TM_LINE) {
-    return __simd::scan(x, __simd::kPrefixExcProd, __line, false, T(1), [](T a, T b) { return T(a * b); });
+    return __simd::scan(x, __simd::kPrefixExcProd, __line, false, T(1), __simd::mul<T>);
 }
 
 template <class T> inline T simd_shuffle(T x, uint32_t src, TM_LINE) {
@@ -952,5 +1073,7 @@ template <class P> inline P builtin_arg(uint32_t x, uint32_t y, uint32_t z) {
 #define threadgroup
 #define thread
 #define kernel static
+// `coherent(device) device T*` (MSL 3.2, 4.8 Memory Coherency): CPU memory is coherent already.
+#define coherent(scope)
 
 #endif  // TM_METAL_SHIM_H

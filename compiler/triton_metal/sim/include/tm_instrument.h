@@ -33,8 +33,16 @@ template <class T, uint32_t Space> struct ref {
         note(TM_ACCESS_LOAD);
         return *p;
     }
+    // An explicit conversion of the loaded value, e.g. float(p[i]) of a bfloat element (C++ does not
+    // chain the element's own conversion after operator V()).
+    template <class U, std::enable_if_t<!std::is_same<U, V>::value && std::is_constructible<U, V>::value, int> = 0>
+    explicit operator U() const {
+        return U(V(*this));
+    }
     template <class U> const ref& operator=(const U& v) const {
-        const V x = V(value(v));  // the right side first: it may load from the same place
+        // The right side first (it may load from the same place), converted implicitly as a plain
+        // `*p = v` would be: no bfloat element from a float.
+        const V x = value(v);
         // A store of the value already there is flagged: threads that write the same value (as
         // replicated threads of a layout do) do not race in any way that matters.
         const bool same = Space == TM_SPACE_THREADGROUP && __builtin_memcmp(p, &x, sizeof(V)) == 0;

@@ -22,6 +22,8 @@ extern "C" {
 #define TM_LAUNCH_REVERSE 1u  // run the threads of a threadgroup in reverse order (finds races)
 #define TM_LAUNCH_STRICT 2u   // instrumented kernel: check bounds, uninitialised reads, races, barriers
 #define TM_LAUNCH_COUNT 4u    // instrumented kernel: count memory traffic into tm_launch.stats
+#define TM_LAUNCH_FLUSH_DENORMALS 8u  // float arithmetic flushes subnormal operands and results to zero
+                                      // (as Apple GPUs: triton_metal/numerics.py)
 
 // tm_rt_access: what an instrumented kernel reports for each access
 #define TM_ACCESS_LOAD 1u
