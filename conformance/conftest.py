@@ -47,14 +47,4 @@ def pytest_addoption(parser, pluginmanager):
 # the session, one summary line at the end and build/conformance/metal_check.json.
 def pytest_configure(config):
     from triton_metal.metal_check import pytest_plugin
-    pytest_plugin.configure(config)
-
-
-def pytest_terminal_summary(terminalreporter):
-    from triton_metal.metal_check import pytest_plugin
-    pytest_plugin.terminal_summary(terminalreporter)
-
-
-def pytest_unconfigure(config):
-    from triton_metal.metal_check import pytest_plugin
-    pytest_plugin.unconfigure(config)
+    pytest_plugin.register(config)

@@ -27,7 +27,7 @@ from triton_metal.codegen import (  # noqa: F401  (importing registers the lower
     memory_model,
 )
 from triton_metal.codegen.emitter import MSL_RESERVED, KernelEmitter, Var, source_line
-from triton_metal.codegen.ir_reader import ModuleReader
+from triton_metal.codegen.ir_reader import ModuleReader, kernel_ops
 from triton_metal.codegen.msl_text import check_generated, identifier
 from triton_metal.codegen.own_names import LANE, NUM_PROGRAMS, PROGRAM_ID, SCALARS, SCRATCH, SIMD
 from triton_metal.errors import UnsupportedOperationError
@@ -63,24 +63,11 @@ def msl_kernel_name(name: str) -> str:
 
 def used_values(func) -> set:
     """Ids of the values some op reads, in the kernel and the functions it calls."""
-    used, seen = set(), set()
-
-    def walk(block):
-        for op in block.ops:
-            used.update(v.id for v in op.operands)
-            for region in op.regions:
-                walk(region)
-            for target, operands in op.successors:
-                used.update(v.id for v in operands)
-                if id(target) not in seen:
-                    seen.add(id(target))
-                    walk(target)
-            if op.callee is not None and id(op.callee) not in seen:
-                seen.add(id(op.callee))
-                for region in op.callee.regions:
-                    walk(region)
-    for region in func.regions:
-        walk(region)
+    used = set()
+    for op in kernel_ops(func):
+        used.update(v.id for v in op.operands)
+        for _, operands in op.successors:  # the values a branch hands to its target's arguments
+            used.update(v.id for v in operands)
     return used
 
 

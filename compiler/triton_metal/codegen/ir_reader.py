@@ -69,6 +69,30 @@ _LOC_FILE = re.compile(r'"([^"]+)":(\d+):(\d+)')
 _CONSTANT_LINE = re.compile(r"=\s*arith\.constant\s+(.*?)\s*(?:loc\(|$)")
 
 
+def kernel_blocks(func):
+    """Every block of `func` (a tt.func Op) and of the functions it calls, each once: the entry
+    blocks of its regions, the blocks its branches reach (early returns) and the callees' bodies."""
+    seen: set = set()
+    pending = list(func.regions)
+    while pending:
+        block = pending.pop()
+        if id(block) in seen:
+            continue
+        seen.add(id(block))
+        yield block
+        for op in block.ops:
+            pending.extend(op.regions)
+            pending.extend(target for target, _ in op.successors)
+            if op.callee is not None:
+                pending.extend(op.callee.regions)
+
+
+def kernel_ops(func):
+    """Every op of `func` and of the functions it calls (kernel_blocks), each once."""
+    for block in kernel_blocks(func):
+        yield from block.ops
+
+
 def location_of(loc_text: str) -> str:
     """`file:line:col` of the innermost user frame of an MLIR location (the last one printed)."""
     frames = _LOC_FILE.findall(loc_text)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from triton_metal.codegen import lower_elementwise, msl_ops  # noqa: F401  (lower_elementwise first: we override it)
 from triton_metal.codegen.emitter import lowers, paren
+from triton_metal.codegen.ir_reader import kernel_blocks
 from triton_metal.codegen.lower_elementwise import _render
 
 FUSABLE = ("f32", "f16")
@@ -35,12 +36,12 @@ def plan(func, enabled: bool) -> FusionPlan:
     if not enabled:
         return result
     uses: Counter = Counter()
-    seen: set = set()
-
-    def walk(block):
+    for block in kernel_blocks(func):
         products = {}  # value id -> mulf op, for the products of this block
         for op in block.ops:
             uses.update(v.id for v in op.operands)
+            for _, operands in op.successors:
+                uses.update(v.id for v in operands)
             element = op.results[0].type.element if op.results else ""
             if op.name in ADDS and element in FUSABLE:
                 k = next((k for k, v in enumerate(op.operands) if v.id in products), None)
@@ -48,20 +49,6 @@ def plan(func, enabled: bool) -> FusionPlan:
                     result.fused[id(op)] = (k, products[op.operands[k].id])
             elif op.name == "arith.mulf" and element in FUSABLE:
                 products[op.results[0].id] = op
-            for region in op.regions:
-                walk(region)
-            for target, operands in op.successors:
-                uses.update(v.id for v in operands)
-                if id(target) not in seen:
-                    seen.add(id(target))
-                    walk(target)
-            if op.callee is not None and id(op.callee) not in seen:
-                seen.add(id(op.callee))
-                for region in op.callee.regions:
-                    walk(region)
-
-    for region in func.regions:
-        walk(region)
     fused_uses = Counter(mul.results[0].id for _, mul in result.fused.values())
     result.absorbed = {vid for vid, n in fused_uses.items() if n == uses[vid]}
     return result

@@ -32,6 +32,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from triton_metal.codegen.ir_reader import kernel_ops
+
 SEMS = ("relaxed", "acquire", "release", "acq_rel")
 SCOPES = ("cta", "gpu", "sys")
 # Triton's ops with a `sem, scope` attribute pair, in their TTIR text (`tt.atomic_rmw fadd, acq_rel, gpu, ...`).
@@ -112,27 +114,6 @@ def ordering(em, op, sem: str, scope: str) -> Ordering:
         raise em.refuse("atomic_order_needs_msl32", op, sem=sem, version=version.name, macos=version.macos)
     before, after = SEM_FENCES[sem]
     return Ordering(DEVICE_FENCE if before else "", DEVICE_FENCE if after else "")
-
-
-def kernel_ops(func):
-    """Every op of `func` (an ir_reader tt.func) and of the functions it calls, each block once."""
-    seen = set()
-
-    def walk(block):
-        if id(block) in seen:
-            return
-        seen.add(id(block))
-        for op in block.ops:
-            yield op
-            for region in op.regions:
-                yield from walk(region)
-            for target, _ in op.successors:
-                yield from walk(target)
-            if op.callee is not None:
-                for region in op.callee.regions:
-                    yield from walk(region)
-    for region in func.regions:
-        yield from walk(region)
 
 
 # Ops through which a program can see what another program of the same launch wrote: an atomic whose

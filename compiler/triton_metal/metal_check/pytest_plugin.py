@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def configure(config) -> None:
     if _session or hasattr(config, "workerinput"):  # set up already, or an xdist worker
         return
     _session["root"] = Path(str(config.rootpath))
-    if os.environ.get(stage.ENV_FLAG) not in (None, "", "1"):
+    if os.environ.get(stage.ENV_FLAG, "").strip() and not stage.requested():
         _session["off"] = f"off ({stage.ENV_FLAG}={os.environ[stage.ENV_FLAG]})"
         return
     if not frontend.available():
@@ -34,7 +35,8 @@ def configure(config) -> None:
     directory = tempfile.mkdtemp(prefix="triton-metal-frontend-check-")
     _session["dir"] = directory
     os.environ[stage.ENV_FLAG] = "1"
-    os.environ[stage.ENV_LOG] = os.path.join(directory, "checks.jsonl")
+    if not os.environ.get(stage.ENV_LOG):  # a log the user names is kept (and appended to)
+        os.environ[stage.ENV_LOG] = os.path.join(directory, "checks.jsonl")
     if not os.environ.get("TRITON_CACHE_DIR"):
         os.environ["TRITON_CACHE_DIR"] = os.path.join(directory, "triton_cache")
         _session["own_cache"] = True
@@ -64,3 +66,16 @@ def unconfigure(config) -> None:
         shutil.rmtree(_session["dir"], ignore_errors=True)
         if _session.get("own_cache"):
             os.environ.pop("TRITON_CACHE_DIR", None)
+
+
+# As a pytest plugin (tests/conftest.py files register this module: register(config)).
+pytest_configure = configure
+pytest_terminal_summary = terminal_summary
+pytest_unconfigure = unconfigure
+PLUGIN_NAME = "triton-metal-frontend-check"
+
+
+def register(config) -> None:
+    """Register this module as a plugin once per session; its pytest_configure then runs at once."""
+    if not config.pluginmanager.has_plugin(PLUGIN_NAME):
+        config.pluginmanager.register(sys.modules[__name__], PLUGIN_NAME)
