@@ -2,6 +2,7 @@
 compiles of the same and of different kernels leave only whole, verified entries."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import threading
@@ -119,7 +120,21 @@ def test_an_entry_without_checksums_is_recompiled_silently(fresh_caches, counter
     assert counter.compiles == 2
 
 
-def test_threads_compiling_the_same_and_different_kernels_leave_only_whole_entries(fresh_caches, counter):
+@pytest.fixture
+def serialized_ast_parse(monkeypatch):
+    """CPython 3.11's ast.parse is not thread-safe (python/cpython#106905: "AST constructor recursion depth
+    mismatch"), and Triton parses a kernel's source on every compile: serialized here, as in the stress
+    suite, since this test is about our cache, not about CPython."""
+    parse, lock = ast.parse, threading.Lock()
+
+    def locked_parse(*args, **kwargs):
+        with lock:
+            return parse(*args, **kwargs)
+    monkeypatch.setattr(ast, "parse", locked_parse)
+
+
+def test_threads_compiling_the_same_and_different_kernels_leave_only_whole_entries(fresh_caches, counter,
+                                                                                   serialized_ast_parse):
     scales = [1.0, 2.0, 3.0, 4.0] * 3  # each kernel compiled by three threads at once
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheCorruptionWarning)
