@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
     ("conformance/perf/test_traffic.py", "traffic"),
     ("conformance/perf/test_bench_kernels.py", "benchmark kernels"),
     ("conformance/perf/test_chips.py", "unit (harness)"),
-    ("compiler/tests/diagnostics/test_hardware.py", "unit (compiler/tests)"),
+    ("compiler/tests/tools/test_hardware.py", "unit (compiler/tests)"),
     ("conformance/stress/test_new.py", "other"),
 ])
 def test_suite_of_each_test_file(path, suite):

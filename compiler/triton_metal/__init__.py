@@ -17,12 +17,12 @@ def __getattr__(name):
     # `import triton_metal` stays as cheap as importing Triton.
     import importlib
     if name in ("jit", "Config"):
-        module = importlib.import_module("triton_metal.jit")
+        module = importlib.import_module("triton_metal.tuning")
         globals()["jit"], globals()["Config"] = module.jit, module.Config
         return globals()[name]
     if name == "backends":
         # The troubleshooting guide's `import triton_metal; triton_metal.backends.metal.check_environment()`:
-        # importing the diagnostics API binds `backends` (and `backends.metal`) on this package.
+        # importing the troubleshooting API binds `backends` (and `backends.metal`) on this package.
         importlib.import_module("triton_metal.backends.metal")
         return globals()["backends"]
     raise AttributeError(f"module 'triton_metal' has no attribute {name!r}")

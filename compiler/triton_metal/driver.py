@@ -19,7 +19,7 @@ class MetalUtils:
         runtime = get_runtime()
         msl = kernel_bytes.decode() if isinstance(kernel_bytes, bytes) else kernel_bytes
         log(3, "MSL of %s:\n%s", name, msl)
-        from triton_metal.backends.metal.shaders import on_kernel_loaded  # dumps before building: failures too
+        from triton_metal.tools.shaders import on_kernel_loaded  # dumps before building: failures too
         on_kernel_loaded(name, msl, runtime)
         start = time.perf_counter()
         pipeline = runtime.compile(msl, name)

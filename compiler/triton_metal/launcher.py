@@ -12,7 +12,7 @@ import time
 
 from triton_metal.arg_checks import LaunchChecks
 from triton_metal.debug import log
-from triton_metal.diagnostics import LaunchDiagnostics
+from triton_metal.device_print import DevicePrintBuffer
 
 # struct formats of scalar arguments, by Triton type name.
 SCALAR_FORMATS = {
@@ -92,7 +92,7 @@ class MetalLauncher:
         # Kernels with more arguments than buffer slots take their scalars in one struct (codegen).
         self.packed_scalars = any(kind == "packed scalar" for _, kind, _ in metadata.arg_kinds)
         sites = getattr(metadata, "diagnostics", None)  # tl.device_print/device_assert: a hidden last buffer
-        self.diagnostics = LaunchDiagnostics(self.name, sites, self.runtime) if sites else None
+        self.diagnostics = DevicePrintBuffer(self.name, sites, self.runtime) if sites else None
 
     def __call__(self, grid_x, grid_y, grid_z, stream, function, packed_metadata, launch_metadata,
                  enter_hook, exit_hook, *args):
@@ -126,4 +126,4 @@ class MetalLauncher:
         if exit_hook is not None:
             exit_hook(launch_metadata)
         if launched and self.diagnostics is not None:
-            self.diagnostics.report()  # waits, prints; raises DeviceAssertionError (triton_metal.diagnostics)
+            self.diagnostics.report()  # waits, prints; raises DeviceAssertionError (triton_metal.device_print)

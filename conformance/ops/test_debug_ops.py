@@ -16,7 +16,7 @@ import pytest
 import torch
 import triton
 import triton.language as tl
-from triton_metal.diagnostics import RECORDS_ENV, DeviceAssertionError
+from triton_metal.device_print import RECORDS_ENV, DeviceAssertionError
 from triton_metal.errors import MetalError
 
 

@@ -1,2 +1,2 @@
-"""Backend-specific public APIs. ``triton_metal.backends.metal`` is the troubleshooting and
-diagnostics API (``import triton_metal.backends.metal as metal``); see docs/troubleshooting.md."""
+"""``triton_metal.backends.metal``: the troubleshooting API at the import path the guide fixes
+(``import triton_metal.backends.metal as metal``; code in ``triton_metal.tools``, see docs/troubleshooting.md)."""

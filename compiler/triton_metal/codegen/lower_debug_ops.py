@@ -4,7 +4,7 @@ Metal has no printf that a host program can read, so a kernel containing either 
 hidden argument after its own: the *diagnostics buffer*. Every element printed, and every element
 whose assertion fails, appends one fixed-size record to it with a relaxed atomic; the launcher
 reads the buffer back after the launch, prints the records in Triton's CUDA format and raises for
-failed assertions (``triton_metal.diagnostics``). The simulator and Metal run the same code.
+failed assertions (``triton_metal.device_print``). The simulator and Metal run the same code.
 
 Buffer layout, in 32-bit words (the host side imports these constants):
 

@@ -1,4 +1,5 @@
-"""triton-metal's diagnostics API, as the troubleshooting guide (docs/troubleshooting.md) uses it::
+"""The troubleshooting API, at the import path the guide (docs/troubleshooting.md) fixes; the code lives in
+``triton_metal.tools``::
 
     import triton_metal.backends.metal as metal
 
@@ -13,12 +14,12 @@
 import triton  # noqa: F401  (first: Triton's backend discovery imports triton_metal.compiler)
 
 from triton_metal import debug as _debug
-from triton_metal.backends.metal.benchmarks import test_compute_throughput, test_memory_bandwidth
-from triton_metal.backends.metal.environment import check_environment
-from triton_metal.backends.metal.hardware import HardwareCapabilities, get_hardware_capabilities
-from triton_metal.backends.metal.maintenance import clear_cache, synchronize
-from triton_metal.backends.metal.memory_analysis import MemoryAccessReport, analyze_memory_access
-from triton_metal.backends.metal.profiler import ProfileReport, start_profiling, stop_profiling
+from triton_metal.tools.benchmarks import test_compute_throughput, test_memory_bandwidth
+from triton_metal.tools.environment import check_environment
+from triton_metal.tools.hardware import HardwareCapabilities, get_hardware_capabilities
+from triton_metal.tools.maintenance import clear_cache, synchronize
+from triton_metal.tools.memory_analysis import MemoryAccessReport, analyze_memory_access
+from triton_metal.tools.profiler import ProfileReport, start_profiling, stop_profiling
 
 
 def set_debug_option(name: str, value) -> None:

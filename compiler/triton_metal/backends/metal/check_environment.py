@@ -1,44 +1,17 @@
-"""``python -m triton_metal.backends.metal.check_environment [--json] [--report]``.
+"""``python -m triton_metal.backends.metal.check_environment [--json] [--report]``: the troubleshooting
+guide's command (the code is triton_metal/tools/check_environment_cli.py).
 
-Exit status 1 when a check FAILs. The module object is also callable, so
-``triton_metal.backends.metal.check_environment()`` runs the checks however it was imported.
+Only a command. Python binds an imported submodule on its package, so importing this module would
+replace the function ``triton_metal.backends.metal.check_environment`` by a module: it refuses instead.
 """
-from __future__ import annotations
-
-import argparse
-import json
 import sys
-import types
 
-from triton_metal.backends.metal.environment import check_environment as _check_environment
+if __name__ != "__main__":
+    raise ImportError("triton_metal.backends.metal.check_environment is a command: run it with "
+                      "`python -m triton_metal.backends.metal.check_environment`; from Python call "
+                      "`triton_metal.backends.metal.check_environment()` (or import main from "
+                      "triton_metal.tools.check_environment_cli)")
 
+from triton_metal.tools.check_environment_cli import main
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m triton_metal.backends.metal.check_environment",
-                                     description="Check that triton-metal can compile and run kernels here.")
-    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
-    parser.add_argument("--report", action="store_true", help="print the block to paste into a bug report")
-    args = parser.parse_args(argv)
-    report = _check_environment(verbose=False)
-    if args.json:
-        data = report.as_dict()
-        if args.report:
-            data["bug_report"] = report.bug_report()
-        print(json.dumps(data, indent=2, default=str))
-    else:
-        print(report)
-        if args.report:
-            print()
-            print(report.bug_report())
-    return report.exit_code
-
-
-class _CallableModule(types.ModuleType):
-    def __call__(self, verbose: bool = True):
-        return _check_environment(verbose=verbose)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-else:
-    sys.modules[__name__].__class__ = _CallableModule
+sys.exit(main())

@@ -50,7 +50,7 @@ def test_report_prints_a_complete_block_and_exits_0(run_python):
 
 
 def test_json_output_is_machine_readable(capsys):
-    from triton_metal.backends.metal.check_environment import main
+    from triton_metal.tools.check_environment_cli import main
     code = main(["--json", "--report"])
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] == (code == 0)
@@ -72,15 +72,16 @@ def metal_requested_on_linux(monkeypatch):
 
 @linux_only
 def test_a_failing_check_gives_the_fix_and_a_nonzero_exit(metal_requested_on_linux, capsys):
-    from triton_metal.backends.metal.check_environment import main
+    from triton_metal.tools.check_environment_cli import main
     assert main([]) == 1
     out = capsys.readouterr().out
     assert "[FAIL] GPU: MetalNotSupportedError: " in out and "TRITON_METAL_DEVICE=sim" in out
     assert "fix: unset TRITON_METAL_DEVICE (auto) or set TRITON_METAL_DEVICE=sim" in out
 
 
-def test_importing_the_command_module_keeps_check_environment_callable():
-    import triton_metal.backends.metal.check_environment  # noqa: F401  (rebinds the package attribute)
+def test_importing_the_command_module_refuses_and_keeps_check_environment_callable():
+    with pytest.raises(ImportError, match="python -m triton_metal.backends.metal.check_environment"):
+        import triton_metal.backends.metal.check_environment  # noqa: F401
     assert metal.check_environment(verbose=False).checks
 
 
@@ -88,8 +89,8 @@ def test_compiler_probe_runs_through_the_metal_runtime():
     # The PyObjC path against the recorded fake Metal API (which runs dispatches on the simulator).
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
     from fake_metal import FakeMetal
-    from triton_metal.backends.metal.environment import PROBE_GROUPS, PROBE_THREADS, _run_probe
     from triton_metal.runtime.metal_runtime import MetalRuntime, detect_chip
+    from triton_metal.tools.environment import PROBE_GROUPS, PROBE_THREADS, _run_probe
     fake = FakeMetal(device_name="Apple M3")
     runtime = MetalRuntime(metal=fake, chip_info=detect_chip(device_name="Apple M3", ioreg_output=""), macos=(14, 4))
     got = _run_probe(runtime)

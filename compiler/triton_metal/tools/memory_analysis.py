@@ -24,8 +24,8 @@ from pathlib import Path
 from triton import knobs
 from triton.runtime.jit import KernelInterface
 
-from triton_metal.backends.metal import ttgir_sites
 from triton_metal.runtime import get_runtime
+from triton_metal.tools import ttgir_sites
 
 CONTIGUOUS = 0.95   # efficiency from which an access counts as fully coalesced
 SCATTERED = 0.25    # efficiency under which each lane is (nearly) its own transaction

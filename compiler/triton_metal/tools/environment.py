@@ -167,7 +167,7 @@ def check_device(info) -> Check:
         info["runtime"] = f"unavailable: {e}"
         return Check("GPU", FAIL, f"{type(e).__name__}: {e}",
                      "unset TRITON_METAL_DEVICE (auto) or set TRITON_METAL_DEVICE=sim")
-    from triton_metal.backends.metal.hardware import get_hardware_capabilities
+    from triton_metal.tools.hardware import get_hardware_capabilities
     caps = get_hardware_capabilities(runtime)
     info.update(chip=caps.chip, gpu_cores=caps.gpu_cores or "unknown", metal_family=caps.metal_family,
                 runtime=runtime.name, simulated=caps.simulated)

@@ -12,7 +12,7 @@ import time
 import triton
 import triton.language as tl
 
-from triton_metal.backends.metal.hardware import get_hardware_capabilities
+from triton_metal.tools.hardware import get_hardware_capabilities
 
 # A rule of thumb for what well-written streaming / FMA-bound kernels reach, as a fraction of the
 # chip's peak. Printed as a planning range; it is not a measurement made by this project.

@@ -42,5 +42,5 @@ def on_kernel_loaded(name: str, msl: str, runtime) -> None:
         with _lock:
             first, _hardware_logged = not _hardware_logged, True
         if first:
-            from triton_metal.backends.metal.hardware import get_hardware_capabilities
+            from triton_metal.tools.hardware import get_hardware_capabilities
             debug.log(3, "hardware (%s runtime):\n%s", runtime.name, get_hardware_capabilities(runtime))

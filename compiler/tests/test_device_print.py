@@ -1,5 +1,5 @@
 """The diagnostics buffer of tl.device_print / tl.device_assert: formatting against C's printf,
-the hidden-argument limit, the lowering registry (runtime path: runtime/test_diagnostics_fake.py)."""
+the hidden-argument limit, the lowering registry (runtime path: runtime/test_device_print_fake.py)."""
 from __future__ import annotations
 
 import ctypes
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from triton_metal.codegen import MAX_BUFFER_ARGUMENTS, lower_debug_ops
 from triton_metal.codegen.emitter import LOWERINGS
-from triton_metal.diagnostics import c_hex_float, format_value, index_widths
+from triton_metal.device_print import c_hex_float, format_value, index_widths
 from triton_metal.errors import UnsupportedOperationError
 
 

@@ -1,10 +1,10 @@
 """tl.device_print and tl.device_assert on the host: the diagnostics buffer of a launch.
 
 A kernel that prints or asserts takes one hidden buffer after its own arguments (layout and device
-side: ``triton_metal.codegen.lower_debug_ops``). The launcher binds it (``LaunchDiagnostics.bind``),
+side: ``triton_metal.codegen.lower_debug_ops``). The launcher binds it (``DevicePrintBuffer.bind``),
 and after the launch waits for the kernel, reads the buffer back, prints the records to stdout in
 Triton's CUDA format and raises ``DeviceAssertionError`` when an assertion failed
-(``LaunchDiagnostics.report``). Simulator and Metal share all of it.
+(``DevicePrintBuffer.report``). Simulator and Metal share all of it.
 
 Output, as CUDA's ``printf`` lowering writes it (one line per element)::
 
@@ -186,7 +186,7 @@ def _is_numpy(value) -> bool:
     return type(value).__module__ == "numpy"
 
 
-class LaunchDiagnostics:
+class DevicePrintBuffer:
     """The diagnostics buffer of one compiled kernel, bound at every launch and read back after it.
 
     One buffer per kernel, reused: each launch is read back (and so waited for) before the next.

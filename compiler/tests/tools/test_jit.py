@@ -6,7 +6,7 @@ import triton.language as tl
 import triton_metal
 from triton.runtime.autotuner import Autotuner
 from triton.runtime.jit import JITFunction
-from triton_metal.jit import DEFAULT_TUNING, default_configs
+from triton_metal.tuning import DEFAULT_TUNING, default_configs
 
 
 def add_source(x_ptr, y_ptr, out_ptr, n, BLOCK_SIZE: tl.constexpr):

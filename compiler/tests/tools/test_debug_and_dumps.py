@@ -40,7 +40,7 @@ class _Records(logging.Handler):
 @pytest.mark.parametrize("level", [0, 1, 2, 3])
 def test_each_debug_level_logs_its_own_information(monkeypatch, device, level):
     from triton import knobs
-    from triton_metal.backends.metal import shaders
+    from triton_metal.tools import shaders
     monkeypatch.setattr(knobs.compilation, "always_compile", True)  # compile (and log) even on a cache hit
     _twice.device_caches.clear()
     monkeypatch.setattr(shaders, "_hardware_logged", False)

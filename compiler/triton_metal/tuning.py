@@ -1,4 +1,5 @@
-"""``triton_metal.jit``: ``triton.jit`` plus, with ``autotune=True``, ``triton.autotune``.
+"""``triton_metal.jit`` and ``triton_metal.Config`` (exported by the package): ``triton.jit`` plus,
+with ``autotune=True``, ``triton.autotune``.
 
     @triton_metal.jit(autotune=True, configs=[triton_metal.Config({"BLOCK_SIZE": 128}), ...], key=["n"])
     def kernel(x_ptr, n, BLOCK_SIZE: tl.constexpr): ...
@@ -11,8 +12,6 @@ at run time.
 from __future__ import annotations
 
 import itertools
-import sys
-import types
 
 import triton
 
@@ -84,13 +83,3 @@ def jit(fn=None, *, autotune: bool = False, configs=None, key=None, prune_config
                                restore_value=restore_value, warmup=warmup, rep=rep)(jitted)
 
     return decorate if fn is None else decorate(fn)
-
-
-class _CallableModule(types.ModuleType):
-    """``triton_metal.jit`` is this module when something imported it by name: keep it a decorator."""
-
-    def __call__(self, *args, **kwargs):
-        return jit(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

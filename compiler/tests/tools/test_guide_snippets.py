@@ -10,8 +10,8 @@ import triton
 import triton.language as tl
 import triton_metal
 from triton_metal.backends import metal
-from triton_metal.backends.metal.benchmarks import BenchmarkResult
 from triton_metal.sim import count_traffic
+from triton_metal.tools.benchmarks import BenchmarkResult
 
 # --- `import triton_metal` then `triton_metal.backends.metal.check_environment()` --------------------
 
@@ -26,7 +26,7 @@ print(triton_metal.backends.metal.check_environment.__module__)
 def test_backends_reachable_after_import_triton_metal_alone(run_python):
     proc = run_python(REACH)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "triton_metal.backends.metal.environment"
+    assert proc.stdout.strip() == "triton_metal.tools.environment"
 
 
 def test_package_attribute_is_the_backends_package():
