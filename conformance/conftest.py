@@ -13,7 +13,7 @@ import triton
 def pytest_report_header(config):
     from triton_metal.runtime import get_runtime
     rt = get_runtime()
-    kind = "simulated on the CPU" if rt.simulated else "Apple GPU"
+    kind = "simulated on the CPU" if rt.capabilities.simulated else "Apple GPU"
     return f"triton-metal: device={rt.name} chip={rt.chip.id} ({kind})"
 
 
@@ -34,11 +34,11 @@ def pytest_addoption(parser, pluginmanager):
                      help="expression trees for ops/test_name_fuzz.py, every variable under a random name, checked "
                           "against Triton's interpreter (default 48, or TRITON_METAL_NAME_FUZZ_CASES)")
     # Options of the upstream-tutorial runner (conformance/tutorials/upstream_runner.py).
-    from tutorials.upstream_runner import add_pytest_options
+    from conformance.tutorials.upstream_runner import add_pytest_options
     add_pytest_options(parser)
     # The end-of-run summary, with its JSON, Markdown and JUnit reports (conformance/summary_plugin.py).
     # Registered here, before configuration, so its options exist and it can default --junitxml.
-    import summary_plugin
+    from conformance import summary_plugin
     if not pluginmanager.has_plugin("triton-metal-conformance-summary"):
         pluginmanager.register(summary_plugin, "triton-metal-conformance-summary")
 

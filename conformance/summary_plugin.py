@@ -40,6 +40,7 @@ SUITES = (
     ("unit (harness)", "conformance/perf/test_chips.py"),
     ("unit (harness)", "conformance/perf/test_regression_detection.py"),
     ("unit (harness)", "conformance/tutorials/test_upstream_runner.py"),
+    ("unit (harness)", "conformance/upstream/test_skips.py"),
     ("unit (harness)", "conformance/ops/test_compatibility_doc.py"),
     ("unit (harness)", "conformance/test_summary_plugin.py"),
     ("op table", "conformance/ops/test_op_table.py"),
@@ -70,7 +71,7 @@ def report_dir(config) -> Path:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's junitxml plugin reads --junitxml
 def pytest_configure(config):
-    from perf.baseline_plugin import timing_requested
+    from conformance.perf.baseline_plugin import timing_requested
     # Not in an xdist worker (the controller summarises), a collection, or a benchmark run (tox -e bench: it
     # reports with its own table, and must not overwrite the conformance run's reports).
     if hasattr(config, "workerinput") or config.option.collectonly or timing_requested(config):
@@ -116,7 +117,7 @@ def op_table_coverage(outcomes: dict) -> dict | None:
              if "ops/test_op_table.py::test_op[" in nodeid}
     if not pairs:
         return None
-    from ops import table
+    from conformance.ops import table
     rows = {f"{row.op}-{dtype}": (row.op, bool(row.refusal(dtype))) for row in table.ROWS for dtype in row.dtypes}
     ran = {test_id: rows[test_id] for test_id in pairs if test_id in rows}
     ok = [test_id for test_id in ran if pairs[test_id] == "passed"]
@@ -141,9 +142,9 @@ def upstream_tutorials(config) -> dict | None:
 def device() -> dict:
     from triton_metal.runtime import get_runtime
     runtime = get_runtime()
-    info = {"runtime": runtime.name, "chip": runtime.chip.id, "simulated": bool(runtime.simulated),
+    info = {"runtime": runtime.name, "chip": runtime.chip.id, "simulated": runtime.capabilities.simulated,
             "host": f"{platform.system()} {platform.machine()}"}
-    if runtime.simulated:
+    if runtime.capabilities.simulated:
         from triton_metal.runtime.chips import host_cpu_model
         info["host_cpu"] = host_cpu_model()
     return info

@@ -11,7 +11,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import summary_plugin as sp
+
+from conformance import summary_plugin as sp
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
     ("conformance/tutorials/test_01_vector_add.py", "tutorial ports"),
     ("conformance/tutorials/test_upstream_tutorials.py", "upstream tutorials"),
     ("conformance/tutorials/test_upstream_runner.py", "unit (harness)"),
+    ("conformance/upstream/test_skips.py", "unit (harness)"),
     ("conformance/perf/test_traffic.py", "traffic"),
     ("conformance/perf/test_bench_kernels.py", "benchmark kernels"),
     ("conformance/perf/test_chips.py", "unit (harness)"),

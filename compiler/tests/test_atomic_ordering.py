@@ -206,17 +206,18 @@ def test_blind_histogram_adds_up_across_programs(device):
 
 @pytest.mark.parametrize("macos,version", [((13, 6), "3.0"), ((14, 5), "3.1"), ((15, 0), "3.2"), ((26, 1), "3.2")])
 def test_code_is_generated_for_the_version_the_runtime_compiles_with(macos, version, monkeypatch):
+    from triton_metal import abi
     from triton_metal.runtime import metal_runtime
     monkeypatch.delenv(memory_model.VERSION_ENV, raising=False)
-    monkeypatch.setattr(metal_runtime, "macos_version", lambda: macos)
+    monkeypatch.setattr(abi, "macos_version", lambda: macos)
     assert memory_model.target_msl_version() == version
     assert metal_runtime.language_version_name(macos) == f"MTLLanguageVersion{version.replace('.', '_')}"
 
 
 def test_off_macos_the_simulator_targets_the_newest_version(monkeypatch):
-    from triton_metal.runtime import metal_runtime
+    from triton_metal import abi
     monkeypatch.delenv(memory_model.VERSION_ENV, raising=False)
-    monkeypatch.setattr(metal_runtime, "macos_version", lambda: (0, 0))
+    monkeypatch.setattr(abi, "macos_version", lambda: (0, 0))
     assert memory_model.target_msl_version() == "3.2"
 
 

@@ -6,10 +6,10 @@ import types
 
 import numpy as np
 import pytest
-from triton_metal.codegen import lower_control
 from triton_metal.codegen.branch_graph import BranchCycle, BranchGraph
 from triton_metal.codegen.emitter import LOWERINGS, KernelEmitter, Var
 from triton_metal.codegen.ir_reader import Block, Op, Value
+from triton_metal.codegen.ops import lower_control
 from triton_metal.codegen.types import parse_type
 
 

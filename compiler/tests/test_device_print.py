@@ -10,8 +10,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from triton_metal.codegen import MAX_BUFFER_ARGUMENTS, lower_debug_ops
+from triton_metal.abi import BUFFER_SLOTS
 from triton_metal.codegen.emitter import LOWERINGS
+from triton_metal.codegen.ops import lower_debug_ops
 from triton_metal.device_print import c_hex_float, format_value, index_widths
 from triton_metal.errors import UnsupportedOperationError
 
@@ -49,12 +50,12 @@ def test_integers_read_with_their_signedness(bits, dtype, signed, text):
 
 
 def test_hidden_buffer_counts_against_metals_buffer_limit():
-    emitter = SimpleNamespace(diagnostic_sites=[{"kind": "print"}])  # a kernel that printed
-    assert lower_debug_ops.diagnostics_parameter(emitter, MAX_BUFFER_ARGUMENTS - 1, MAX_BUFFER_ARGUMENTS).param \
-        == f"device uint* tm_diag [[buffer({MAX_BUFFER_ARGUMENTS - 1})]]"
+    emitter = SimpleNamespace(device_print_sites=[{"kind": "print"}])  # a kernel that printed
+    assert lower_debug_ops.device_print_parameter(emitter, BUFFER_SLOTS - 1, BUFFER_SLOTS).param \
+        == f"device uint* tm_diag [[buffer({BUFFER_SLOTS - 1})]]"
     with pytest.raises(UnsupportedOperationError, match="printing and assertions take one hidden buffer argument, "
-                                                        f"and Metal binds at most {MAX_BUFFER_ARGUMENTS} buffers"):
-        lower_debug_ops.diagnostics_parameter(emitter, MAX_BUFFER_ARGUMENTS, MAX_BUFFER_ARGUMENTS)
+                                                        f"and Metal binds at most {BUFFER_SLOTS} buffers"):
+        lower_debug_ops.device_print_parameter(emitter, BUFFER_SLOTS, BUFFER_SLOTS)
 
 
 def test_print_and_assert_are_lowered_by_the_diagnostics_module():

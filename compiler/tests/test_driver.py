@@ -9,9 +9,9 @@ import torch
 import triton
 import triton.language as tl
 from triton.backends import backends
+from triton_metal.arguments import pack_scalar
 from triton_metal.compiler import MetalBackend
 from triton_metal.driver import MetalDriver
-from triton_metal.launcher import pack_scalar
 
 
 @triton.jit
@@ -34,7 +34,7 @@ def test_active_driver_is_metal_and_reports_the_torch_device():
 
 def _simulated():
     from triton_metal.runtime import get_runtime
-    return get_runtime().simulated
+    return get_runtime().capabilities.simulated
 
 
 def test_target_is_metal_with_simd_width_32():

@@ -8,7 +8,7 @@ import torch
 import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
-from triton_metal.launcher import pack_scalar, pack_struct
+from triton_metal.arguments import pack_scalar, pack_struct
 
 C_TYPES = {"i1": ctypes.c_bool, "i8": ctypes.c_int8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
            "i64": ctypes.c_int64, "fp16": ctypes.c_uint16, "fp32": ctypes.c_float}

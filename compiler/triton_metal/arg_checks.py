@@ -3,7 +3,7 @@
 Each error names the argument (or grid dimension) and the fix. Only what Metal cannot run is
 refused: strides are passed to kernels as ordinary arguments, so non-contiguous or overlapping
 tensors are accepted, as Triton itself accepts them. Scalar arguments are checked where they are
-packed (``launcher.pack_scalar``); dtypes Apple GPUs lack (fp64) are refused at compile time.
+packed (``arguments.pack_scalar``); dtypes Apple GPUs lack (fp64) are refused at compile time.
 
 The launcher builds one ``LaunchChecks`` per compiled kernel and calls it on every launch, so the
 per-launch work is a loop over the pointer arguments only.
@@ -19,6 +19,7 @@ from triton_metal.errors import (
     GridError,
     LaunchArgumentError,
 )
+from triton_metal.runtime import created_runtime
 
 # What the user sees for the runtime the kernel runs on, by torch device type.
 RUNTIME_DESCRIPTIONS = {
@@ -90,7 +91,7 @@ class LaunchChecks:
     def __init__(self, kernel_name: str, signature: dict, runtime):
         self.kernel_name = kernel_name
         self.runtime = runtime
-        self.device_type = runtime.torch_device
+        self.device_type = runtime.capabilities.torch_device
         self.pointers = _pointer_paths(signature)
         check_not_forked(runtime)  # before the kernel is loaded onto the device
 
@@ -104,20 +105,19 @@ class LaunchChecks:
 
 # ---- fork safety --------------------------------------------------------------------------------
 # Metal and PyObjC are not fork-safe: a child forked after the parent opened the Metal device
-# inherits handles it must not use. The simulator is (its worker threads are created per dispatch
-# in the process that dispatches), so only real devices are refused.
+# inherits handles it must not use. Runtimes say whether they are (``Capabilities.fork_safe``: the
+# simulator creates its worker threads per dispatch in the process that dispatches).
 _forked_after_device_opened = False
 
 
 def _after_fork_in_child() -> None:
     global _forked_after_device_opened
-    from triton_metal.runtime import get_runtime
-    if get_runtime.cache_info().currsize:
+    if created_runtime() is not None:
         _forked_after_device_opened = True
 
 
 def check_not_forked(runtime) -> None:
-    if _forked_after_device_opened and not runtime.simulated:
+    if _forked_after_device_opened and not runtime.capabilities.fork_safe:
         raise ForkedAfterDeviceOpenedError(
             f"this process was forked after its parent opened the {runtime.name} device: Metal and PyObjC are "
             "not fork-safe, so triton-metal cannot launch kernels here. Start workers with "

@@ -21,12 +21,13 @@ import os
 import threading
 import time
 import warnings
-import weakref
 
 from triton import knobs
 from triton.runtime.cache import FileCacheManager
 
 from triton_metal.debug import log
+from triton_metal.errors import CacheCorruptionWarning
+from triton_metal.runtime import created_runtime
 
 GROUP_PREFIX = "__grp__"
 STALE_TEMP_SECONDS = 600  # temporary directories of dead writers older than this are removed
@@ -98,8 +99,6 @@ class VerifiedFileCacheManager(FileCacheManager):
             log(1, "cache entry %s has no checksums (written by another cache manager): recompiling", group_path)
             return None
         _count("rebuilds")
-        # Imported here: triton_metal.errors imports triton, whose backend discovery imports us.
-        from triton_metal.errors import CacheCorruptionWarning
         warnings.warn(f"triton-metal: discarding corrupt compile-cache entry {group_path}: {problem}; "
                       "the kernel is compiled again", CacheCorruptionWarning, stacklevel=2)
         try:
@@ -164,37 +163,16 @@ def _jit_functions() -> list:
     return [obj for obj in gc.get_objects() if issubclass(type(obj), JITFunction)]  # type(): no __class__ lookups
 
 
-def _unload_simulator_kernels() -> int:
-    """Forget the simulator's loaded kernels and dlclose the libraries nobody references any more."""
-    import _ctypes
-
-    from triton_metal.sim import executor
-    dropped = [(weakref.ref(k), k._lib._handle) for k in executor.clear_memo()]
-    gc.collect()
-    unloaded = 0
-    for ref, handle in dropped:
-        if ref() is None:  # unreachable: nothing can call into the library any more
-            _ctypes.dlclose(handle)
-            unloaded += 1
-    return unloaded
-
-
 def clear_in_process() -> dict:
     """Drop every compiled kernel this process holds: the kernel caches of all ``@triton.jit``
-    functions and the runtime's pipelines (on the simulator: its loaded libraries). The on-disk
-    caches stay, so the next launch reloads from them. Kernels the caller still references stay
-    loaded (unloading them would make a later launch crash)."""
+    functions and the runtime's pipelines (``Runtime.release``; on the simulator: its loaded
+    libraries). The on-disk caches stay, so the next launch reloads from them. Kernels the caller
+    still references stay loaded (unloading them would make a later launch crash)."""
     functions = _jit_functions()
     for fn in functions:
         fn.device_caches.clear()
-    from triton_metal.runtime import get_runtime
-    released = 0
-    if get_runtime.cache_info().currsize:  # never create a runtime (open a device) just to clear it
-        runtime = get_runtime()
-        if runtime.simulated:
-            released = _unload_simulator_kernels()
-        elif hasattr(runtime, "clear_pipelines"):
-            released = runtime.clear_pipelines()
+    runtime = created_runtime()  # never create a runtime (open a device) just to clear it
+    released = runtime.release() if runtime is not None else 0
     gc.collect()
     return {"jit_functions": len(functions), "released": released}
 

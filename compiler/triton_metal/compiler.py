@@ -30,7 +30,7 @@ class MetalOptions:
     num_ctas: int = 1
     num_stages: int = 1
     warp_size: int = 32  # Apple SIMD width
-    # a*b+c as one fma() (codegen/lower_contraction.py). Triton 3.9's default, which parse_options resolves as
+    # a*b+c as one fma() (codegen/ops/lower_contraction.py). Triton 3.9's default, which parse_options resolves as
     # Triton's CUDA backend does (TRITON_DEFAULT_FP_FUSION, TRITON_FORCE_DISABLE_FP_FUSION).
     enable_fp_fusion: bool = True
     launch_cooperative_grid: bool = False
@@ -72,10 +72,11 @@ class MetalOptions:
 
 @functools.lru_cache(None)
 def _source_hash() -> str:
-    """Hash of our own code generator, so Triton's cache never serves MSL from an older version."""
+    """Hash of our own code generator (with the kernel ABI it writes to), so Triton's cache never serves
+    MSL or metadata from an older version."""
     root = Path(__file__).parent
     h = hashlib.sha256(__version__.encode())
-    for path in sorted([*root.glob("codegen/*.py"), root / "compiler.py", root / "numerics.py"]):
+    for path in sorted([*root.glob("codegen/**/*.py"), root / "compiler.py", root / "numerics.py", root / "abi.py"]):
         h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -186,7 +187,7 @@ def make_msl(mod, metadata, opt: MetalOptions) -> str:
     metadata["shared"] = kernel.threadgroup_memory_bytes
     metadata["threadgroup_size"] = opt.num_warps * opt.warp_size
     metadata["arg_kinds"] = kernel.arg_kinds
-    metadata["diagnostics"] = kernel.diagnostics  # tl.device_print/device_assert sites, for the launcher
+    metadata["device_print_sites"] = kernel.device_print_sites  # tl.device_print/device_assert sites, for the launcher
     # TRITON_METAL_FRONTEND_CHECK=1: the texts Apple's compiler would get, checked (raises MetalFrontEndError).
     frontend_check.check_generated(kernel.source, kernel.name, opt.msl_version)
     return kernel.source

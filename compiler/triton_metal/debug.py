@@ -1,12 +1,16 @@
-"""TRITON_METAL_DEBUG levels, through `logging` to stderr.
+"""TRITON_METAL_DEBUG levels, through `logging` to stderr; the debug options; shader dumps.
 
 0 quiet; 1 compile and launch information with timings; 2 also the TTIR/TTGIR;
 3 also the full generated MSL and hardware details.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
+import threading
+from pathlib import Path
 
 logger = logging.getLogger("triton_metal")
 
@@ -63,3 +67,22 @@ def log(level: int, message: str, *args) -> None:
     if debug_level() >= level:
         _ensure_handler()
         logger.info(message, *args)
+
+
+# ---- shader dumps (the dump_shaders option, and the MSL a failed Metal compile names) -------------
+
+def shader_dump_path(name: str, msl: str) -> Path:
+    """``<shader_dump_dir>/<kernel>-<first 16 hex digits of sha256(MSL)>.metal``."""
+    digest = hashlib.sha256(msl.encode()).hexdigest()[:16]
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    return Path(get_option("shader_dump_dir")).expanduser() / f"{safe}-{digest}.metal"
+
+
+def dump_shader(name: str, msl: str) -> Path:
+    """Write ``msl`` to ``shader_dump_path(name, msl)`` and return the path."""
+    path = shader_dump_path(name, msl)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(msl)
+    os.replace(tmp, path)  # atomic: concurrent processes dumping the same kernel never tear it
+    return path

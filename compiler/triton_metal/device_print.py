@@ -1,10 +1,11 @@
-"""tl.device_print and tl.device_assert on the host: the diagnostics buffer of a launch.
+"""tl.device_print and tl.device_assert on the host: the device-print buffer of a launch.
 
-A kernel that prints or asserts takes one hidden buffer after its own arguments (layout and device
-side: ``triton_metal.codegen.lower_debug_ops``). The launcher binds it (``DevicePrintBuffer.bind``),
+A kernel that prints or asserts takes one hidden buffer after its own arguments (layout:
+``triton_metal.abi``; device side: ``triton_metal.codegen.ops.lower_debug_ops``; its sites, which say
+what each record is: the kernel's metadata, ``device_print_sites``). The launcher binds it (``DevicePrintBuffer.bind``),
 and after the launch waits for the kernel, reads the buffer back, prints the records to stdout in
 Triton's CUDA format and raises ``DeviceAssertionError`` when an assertion failed
-(``DevicePrintBuffer.report``). Simulator and Metal share all of it.
+(``DevicePrintBuffer.report``). Every runtime whose ``Capabilities.device_print`` is set shares all of it.
 
 Output, as CUDA's ``printf`` lowering writes it (one line per element)::
 
@@ -26,14 +27,7 @@ import sys
 
 import numpy as np
 
-from triton_metal.codegen.lower_debug_ops import (
-    HEADER_CAPACITY,
-    HEADER_COUNT,
-    HEADER_FAILED_SITE,
-    HEADER_FAILURES,
-    HEADER_WORDS,
-    RECORD_WORDS,
-)
+from triton_metal import abi
 from triton_metal.errors import MetalError
 
 RECORDS_ENV = "TRITON_METAL_DIAGNOSTIC_RECORDS"
@@ -126,7 +120,7 @@ def format_print(site: dict, operand: int, pid, index: int, bits: int) -> str:
 
 def decode(records: np.ndarray) -> list:
     """Records as (pid, sequence, operand, index, site, bits) tuples, in output order."""
-    rows = records.reshape(-1, RECORD_WORDS).astype(np.uint64)
+    rows = records.reshape(-1, abi.PRINT_RECORD_WORDS).astype(np.uint64)
     out = [((int(r[1]), int(r[2]), int(r[3])), int(r[4]), int(r[0]) >> 16, int(r[5]), int(r[0]) & 0xFFFF,
             int(r[6]) | int(r[7]) << 32) for r in rows]
     out.sort(key=lambda r: r[:4])
@@ -167,7 +161,7 @@ def _assert_error(kernel: str, sites: list, failed: list, failures: int, failed_
 def report(kernel: str, sites: list, header, records: np.ndarray, out=None) -> None:
     """Prints the records of one launch; raises DeviceAssertionError when an assertion failed."""
     out = out or sys.stdout
-    attempted, capacity = int(header[HEADER_COUNT]), int(header[HEADER_CAPACITY])
+    attempted, capacity = int(header[abi.PRINT_HEADER_COUNT]), int(header[abi.PRINT_HEADER_CAPACITY])
     decoded = decode(records)
     lines = [format_print(sites[site], operand, pid, index, bits)
              for pid, _, operand, index, site, bits in decoded if sites[site]["kind"] == "print"]
@@ -176,10 +170,16 @@ def report(kernel: str, sites: list, header, records: np.ndarray, out=None) -> N
     if lines:
         out.write("\n".join(lines) + "\n")
         out.flush()
-    failures = int(header[HEADER_FAILURES])
+    failures = int(header[abi.PRINT_HEADER_FAILURES])
     if failures:
         failed = [r for r in decoded if sites[r[4]]["kind"] == "assert"]
-        raise DeviceAssertionError(_assert_error(kernel, sites, failed, failures, int(header[HEADER_FAILED_SITE])))
+        failed_site = int(header[abi.PRINT_HEADER_FAILED_SITE])
+        raise DeviceAssertionError(_assert_error(kernel, sites, failed, failures, failed_site))
+
+
+def device_print_sites(metadata) -> list:
+    """The device-print sites of a compiled kernel (empty when it neither prints nor asserts)."""
+    return list(metadata.device_print_sites or [])
 
 
 def _is_numpy(value) -> bool:
@@ -203,31 +203,33 @@ class DevicePrintBuffer:
 
     def bind(self, buffers: dict):
         """The buffer to pass as the kernel's last argument, its header reset for a new launch."""
-        if getattr(self.runtime, "name", "") == "mlx":
+        if not self.runtime.capabilities.device_print:
             raise MetalError(f"kernel '{self.kernel_name}' uses tl.device_print/tl.device_assert, which need the "
-                             "sim or metal runtime (the mlx runtime cannot return the diagnostics buffer)")
+                             f"sim or metal runtime (the {self.runtime.name} runtime cannot return the diagnostics "
+                             "buffer)")
         capacity = record_capacity()
         kind = "numpy" if any(_is_numpy(v) for v in buffers.values()) else "torch"
         key = (kind, capacity)
         if key not in self._buffers:
-            self._buffers = {key: self._allocate(kind, HEADER_WORDS + capacity * RECORD_WORDS)}
+            self._buffers = {key: self._allocate(kind, abi.PRINT_HEADER_WORDS + capacity * abi.PRINT_RECORD_WORDS)}
         buffer = self._buffers[key]
-        header = np.zeros(HEADER_WORDS, dtype=np.uint32)
-        header[HEADER_CAPACITY] = capacity
+        header = np.zeros(abi.PRINT_HEADER_WORDS, dtype=np.uint32)
+        header[abi.PRINT_HEADER_CAPACITY] = capacity
         if kind == "numpy":
-            buffer[:HEADER_WORDS] = header
+            buffer[:abi.PRINT_HEADER_WORDS] = header
         else:
             import torch
-            buffer[:HEADER_WORDS] = torch.from_numpy(header.view(np.int32)).to(buffer.device)
+            buffer[:abi.PRINT_HEADER_WORDS] = torch.from_numpy(header.view(np.int32)).to(buffer.device)
         self._bound, self._capacity = buffer, capacity
         return buffer
 
     def _allocate(self, kind: str, words: int):
         if kind == "numpy":
-            empty = getattr(self.runtime, "empty", None)  # the Metal runtime's shared-memory arrays: no copies
-            return empty(words, "uint32") if empty is not None else np.zeros(words, dtype=np.uint32)
+            if self.runtime.capabilities.shared_memory_arrays:  # the GPU uses them without copies
+                return self.runtime.empty(words, "uint32")
+            return np.zeros(words, dtype=np.uint32)
         import torch
-        return torch.zeros(words, dtype=torch.int32, device=self.runtime.torch_device)
+        return torch.zeros(words, dtype=torch.int32, device=self.runtime.capabilities.torch_device)
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         part = self._bound[start:stop]
@@ -238,7 +240,7 @@ class DevicePrintBuffer:
     def report(self) -> None:
         """After the launch: print its records, raise DeviceAssertionError for failed assertions."""
         self.runtime.synchronize()
-        header = self._read(0, HEADER_WORDS)
-        kept = min(int(header[HEADER_COUNT]), self._capacity)
-        records = self._read(HEADER_WORDS, HEADER_WORDS + kept * RECORD_WORDS)
+        header = self._read(0, abi.PRINT_HEADER_WORDS)
+        kept = min(int(header[abi.PRINT_HEADER_COUNT]), self._capacity)
+        records = self._read(abi.PRINT_HEADER_WORDS, abi.PRINT_HEADER_WORDS + kept * abi.PRINT_RECORD_WORDS)
         report(self.kernel_name, self.sites, header, records)

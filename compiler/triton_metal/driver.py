@@ -33,11 +33,12 @@ class MetalUtils:
         pass
 
     def get_device_properties(self, device):
-        chip = get_runtime().chip
+        capabilities = get_runtime().capabilities
+        chip = capabilities.chip
         return {
             "max_shared_mem": chip.max_threadgroup_memory,
             "max_num_regs": chip.max_threads_per_threadgroup,  # one register unit per thread (load_binary)
-            "multiprocessor_count": os.cpu_count() if get_runtime().simulated else 1,
+            "multiprocessor_count": os.cpu_count() if capabilities.simulated else 1,
             "warpSize": chip.simd_width,
         }
 
@@ -86,7 +87,7 @@ class MetalDriver(DriverBase):
 
     def get_active_torch_device(self):
         import torch
-        return torch.device(get_runtime().torch_device)
+        return torch.device(get_runtime().capabilities.torch_device)
 
     def get_current_device(self) -> int:
         return 0

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from triton.runtime.errors import OutOfResources
 
-MAX_THREADS_PER_THREADGROUP = 1024
-MAX_THREADGROUP_MEMORY = 32 * 1024  # bytes, every Apple GPU family
+from triton_metal import abi
+
+# Metal's limits are abi's; these names stay for the modules that import them from here.
+MAX_THREADS_PER_THREADGROUP = abi.MAX_THREADS_PER_THREADGROUP
+MAX_THREADGROUP_MEMORY = abi.MAX_THREADGROUP_MEMORY
 
 
 class MetalError(RuntimeError):
@@ -36,8 +39,8 @@ class ThreadgroupMemoryError(OutOfResources):
 
     def __str__(self) -> str:
         return (f"out of resource: threadgroup memory, Required: {self.required} bytes, Hardware limit: "
-                f"{self.limit} bytes. Apple GPUs have 32 KiB of threadgroup memory per threadgroup: "
-                "use smaller BLOCK sizes or fewer num_stages.")
+                f"{self.limit} bytes. Apple GPUs have {abi.MAX_THREADGROUP_MEMORY // 1024} KiB of threadgroup "
+                "memory per threadgroup: use smaller BLOCK sizes or fewer num_stages.")
 
     def __reduce__(self):
         return (type(self), (self.required, self.limit))
@@ -49,8 +52,8 @@ class ThreadsPerThreadgroupError(OutOfResources):
 
     def __str__(self) -> str:
         return (f"out of resource: threads per threadgroup, Required: {self.required}, Hardware limit: "
-                f"{self.limit}. num_warps x 32 must not exceed {self.limit} on Apple GPUs: "
-                f"use num_warps <= {self.limit // 32}.")
+                f"{self.limit}. num_warps x {abi.SIMD_WIDTH} must not exceed {self.limit} on Apple GPUs: "
+                f"use num_warps <= {self.limit // abi.SIMD_WIDTH}.")
 
     def __reduce__(self):
         return (type(self), (self.required, self.limit))

@@ -4,7 +4,7 @@ Kernels write ``from triton.language.extra import libdevice`` and call ``libdevi
 frontend's module only declares the names. Each backend maps it to its own module through
 ``BaseBackend.get_module_map()`` (NVIDIA: ``triton.language.extra.cuda.libdevice``, calls into
 CUDA's libdevice bitcode). Ours maps every name to a ``tt.extern_elementwise`` call of a
-``triton_metal.*`` symbol, which ``codegen/lower_extern.py`` lowers to Metal Shading Language:
+``triton_metal.*`` symbol, which ``codegen/ops/lower_extern.py`` lowers to Metal Shading Language:
 ``metal::precise::`` math, or small MSL helpers for what Metal lacks (expm1, log1p, cbrt, erfc,
 erfinv, hypot, remainder, nextafter, ...). Nothing is linked: ``lib_path`` stays empty.
 

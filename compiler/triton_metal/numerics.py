@@ -12,7 +12,7 @@ measured on Apple GPUs (docs/compatibility.md, "Numerics on Apple GPUs", has the
 - **Contraction.** Apple's compiler may fuse ``a*b+c`` into one fma (within a statement in safe mode,
   across statements in fast mode), g++ only where the CPU has FMA instructions. Neither is left to
   choose: every kernel turns implicit contraction off, and Triton's ``enable_fp_fusion`` is carried
-  out by the code generator writing ``fma()`` (codegen/lower_contraction.py), correctly rounded on both.
+  out by the code generator writing ``fma()`` (codegen/ops/lower_contraction.py), correctly rounded on both.
 - **Denormals.** The specification lets any float, half or bfloat arithmetic flush subnormal operands
   and results to zero (section 8.1; 8.5 lists the results a flushing function may return). Measured
   on Apple GPUs, in every math mode: float and bfloat ``+ - * /`` and ``fma`` flush both, keeping the
@@ -23,7 +23,7 @@ measured on Apple GPUs (docs/compatibility.md, "Numerics on Apple GPUs", has the
 ``MathMode.pragmas()`` is how a kernel's MSL states its mode, so a runtime whose compile options are
 not ours (``torch.mps.compile_shader``, ``mx.fast.metal_kernel``) compiles it the same way; every float
 function whose precise and fast variants differ is called by its variant's name (``precise::exp``,
-``fast::exp``, ``precise::fmax``: codegen/lower_elementwise._math_prefix), which no compile option
+``fast::exp``, ``precise::fmax``: codegen/emitter.KernelEmitter.math_prefix), which no compile option
 changes. ``MathMode.of_msl`` reads the mode back for the Metal runtime's compile options and the
 simulator's flags.
 """

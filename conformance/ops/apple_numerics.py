@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ops.dtypes import to_repr
+from conformance.ops.dtypes import to_repr
 
 CR = "correctly rounded"
 

@@ -1,7 +1,7 @@
 """Generates docs/compatibility.md from the op table (table.py) and the refusal catalog.
 
-    python conformance/ops/compatibility.py           # rewrite docs/compatibility.md
-    python conformance/ops/compatibility.py --check   # exit 1 when the file is stale
+    python -m conformance.ops.compatibility           # rewrite docs/compatibility.md (from the repository root)
+    python -m conformance.ops.compatibility --check   # exit 1 when the file is stale
 
 The status of every (op, dtype) pair is what the table declares; test_op_table.py checks each
 claim on the device (pass against the reference, or the exact refusal message).
@@ -11,18 +11,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `ops` importable as the tests do
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import triton  # noqa: F401  (first: triton_metal.errors imported before triton is a circular import)
 from triton_metal.codegen import memory_model
 from triton_metal.refusals import CATALOG
 
-from ops import numerics_doc, table
-from ops.dtypes import ALL
+from conformance.ops import numerics_doc, table
+from conformance.ops.dtypes import ALL
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
-COMMAND = "python conformance/ops/compatibility.py"
+COMMAND = "python -m conformance.ops.compatibility"
 SECTIONS = {
     "arith": "Arithmetic", "bitwise": "Bitwise and integer", "minmax": "Min, max, clamp", "select": "Select",
     "compare": "Comparisons", "math": "Math", "cast": "Casts", "bitcast": "Bitcasts",

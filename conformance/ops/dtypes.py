@@ -115,7 +115,7 @@ def make_input(domain: str, dtype: str, shape, rng, operand: int) -> np.ndarray:
             return _ints(rng, dtype, shape, 0, 7)
         return _ints(rng, dtype, shape)
     if domain == "subnormal" or (domain == "subnormal_dividend" and operand != 1):
-        from ops.apple_numerics import subnormal_inputs
+        from conformance.ops.apple_numerics import subnormal_inputs
         return subnormal_inputs(dtype, shape, rng)
     if domain == "subnormal_dividend":  # divisors of ordinary size: quotients of small normals are subnormal
         return to_repr(np.exp2(rng.uniform(-2, 2, size=shape)) * np.where(rng.random(shape) < 0.5, -1, 1), dtype)

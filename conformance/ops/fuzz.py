@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ops.apple_numerics import TINY, flush, fma_exact, is_subnormal
-from ops.table import wrap
+from conformance.ops.apple_numerics import TINY, flush, fma_exact, is_subnormal
+from conformance.ops.table import wrap
 
 FLOAT_TOL = 1e-5  # a float tree's tolerance, relative to its bound (test_fuzz.py)
 

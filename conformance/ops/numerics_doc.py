@@ -3,7 +3,7 @@
 Its accuracy table is generated from apple_numerics.py, the same data the op table's tolerances come from."""
 from __future__ import annotations
 
-from ops import apple_numerics as apple
+from conformance.ops import apple_numerics as apple
 
 INTRO = """\
 ## Numerics on Apple GPUs
@@ -47,7 +47,7 @@ subnormals (they are normal floats once converted) and leaves loads, stores and 
 **Contraction.** Apple's compiler fuses `a*b+c` into one fma by itself: within a statement in safe mode,
 across statements in fast and relaxed mode (1.6.3). g++ fuses only where the CPU has FMA instructions and
 the flags allow it. So neither decides: every kernel says `#pragma STDC FP_CONTRACT OFF`, and Triton's
-`enable_fp_fusion` is carried out by the code generator (`codegen/lower_contraction.py`): with it, an add
+`enable_fp_fusion` is carried out by the code generator (`codegen/ops/lower_contraction.py`): with it, an add
 or subtract of a float or half product computed in the same block becomes one `fma()`, which is correctly
 rounded on Apple GPUs (Tables 8.1, 8.3) and on the simulator (compiled with `-ffp-contract=off`, and
 `-mfma` where the CPU has it: `fma()` inline, nothing fused implicitly). As on NVIDIA (LLVM's DAG
@@ -90,7 +90,7 @@ never what the CPU happens to give.
 
 **Conversions.** Float -> half and bfloat round to nearest even (8.6). Under fast math, Apple's compiler
 was seen folding a `(half)` conversion away, so there an explicit `.to(tl.float16)` / `.to(tl.bfloat16)`
-rounds on the bits with integer arithmetic (`tm_half_rtne`, `tm_bfloat_rtne`, `codegen/lower_rounding.py`),
+rounds on the bits with integer arithmetic (`tm_half_rtne`, `tm_bfloat_rtne`, `codegen/ops/lower_rounding.py`),
 and `fp_downcast_rounding="rtz"` is honoured in both modes (`tm_half_rtz`, `tm_bfloat_rtz`; MSL has no
 per-conversion rounding mode). Both keep half subnormals, NaN and infinities.
 

@@ -14,9 +14,9 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from ops import table
-from ops.dtypes import from_torch, make_input, to_torch
-from ops.kernelgen import Case, kernel_source, load_kernel
+from conformance.ops import table
+from conformance.ops.dtypes import from_torch, make_input, to_torch
+from conformance.ops.kernelgen import Case, kernel_source, load_kernel
 
 MAX_OUTPUTS = 24  # + 3 inputs stays under Metal's 31 buffer arguments
 
@@ -126,8 +126,8 @@ def _sig(dtype: str) -> str:
 
 
 def _matches(got, ref, out_dtype, tol, scale, may_flush) -> np.ndarray:
-    from ops.apple_numerics import is_subnormal
-    from ops.dtypes import is_float, ulp
+    from conformance.ops.apple_numerics import is_subnormal
+    from conformance.ops.dtypes import is_float, ulp
     if not is_float(out_dtype):
         return got == ref
     g, r = got.astype(np.float64), ref.astype(np.float64)

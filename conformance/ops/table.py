@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ops import apple_numerics as apple
-from ops.dtypes import ALL, BITS, FLOATS, INTS, NUMPY, SIGNED, TL, is_float, to_repr
+from conformance.ops import apple_numerics as apple
+from conformance.ops.dtypes import ALL, BITS, FLOATS, INTS, NUMPY, SIGNED, TL, is_float, to_repr
 
 FLOATS64 = (*FLOATS, "f64")
 NUMERIC = (*INTS, *FLOATS64)

@@ -2,8 +2,8 @@
 give: each Metal function's tolerance is its bound in the specification's accuracy tables."""
 import pytest
 
-from ops import apple_numerics as apple
-from ops import table
+from conformance.ops import apple_numerics as apple
+from conformance.ops import table
 
 # libdevice and tl names whose MSL spelling is another Metal function (libdevice_msl.py, msl_ops.py)
 SPELLED = {"sqrt_rn": "sqrt", "rsqrt_rn": "rsqrt", "div_rn": "x / y", "rcp_rn": "1.0 / x", "fma_rn": "fma",

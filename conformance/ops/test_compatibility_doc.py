@@ -1,5 +1,5 @@
 """docs/compatibility.md is generated from the op table and the refusal catalog, never edited."""
-from ops import compatibility
+from conformance.ops import compatibility
 
 
 def test_compatibility_doc_is_current():
@@ -11,6 +11,6 @@ def test_compatibility_doc_is_current():
 def test_every_refusal_in_the_table_is_in_the_catalog():
     from triton_metal.refusals import CATALOG
 
-    from ops.table import ROWS
+    from conformance.ops.table import ROWS
     keys = {row.refusal(d)[0] for row in ROWS for d in row.dtypes if row.refusal(d)}
     assert keys <= set(CATALOG)

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,7 +231,7 @@ def test_print_pointers_as_addresses(device, capfd):
     values = [int(line.rsplit(" ", 1)[1], 16) for line in lines]
     assert [line.rsplit(" ", 1)[0] for line in lines] == [f"pid (0, 0, 0) idx ({i}) ptr:" for i in range(8)]
     assert np.all(np.diff(values) == 4)  # consecutive float32 addresses
-    if get_runtime().simulated:  # the simulator's addresses are the host's
+    if get_runtime().capabilities.simulated:  # the simulator's addresses are the host's
         assert values[0] == x.data_ptr()
 
 
@@ -245,12 +246,12 @@ def _compile(fn, signature, constexprs, **options):
 def test_only_kernels_that_print_or_assert_take_the_hidden_buffer():
     msl, metadata = _compile(print_kernel, {"x_ptr": "*fp32", "N": "constexpr"}, {"N": 4})
     assert "device uint* tm_diag [[buffer(1)]]" in msl
-    assert [k[1] for k in metadata.arg_kinds] == ["buffer", "diagnostics"]
+    assert [k[1] for k in metadata.arg_kinds] == ["buffer", "device print"]
     signature = {"x_ptr": "*i32", "n": "i32", "BLOCK": "constexpr"}
     msl, metadata = _compile(assert_kernel, signature, {"BLOCK": 4})  # debug off: Triton drops the assertion
-    assert "tm_diag" not in msl and metadata.diagnostics == []
+    assert "tm_diag" not in msl and metadata.device_print_sites == []
     msl, metadata = _compile(assert_kernel, signature, {"BLOCK": 4}, debug=True)
-    assert "device uint* tm_diag [[buffer(2)]]" in msl and metadata.diagnostics[0]["kind"] == "assert"
+    assert "device uint* tm_diag [[buffer(2)]]" in msl and metadata.device_print_sites[0]["kind"] == "assert"
 
 
 # ---- overflow -------------------------------------------------------------------------------------
@@ -343,18 +344,19 @@ def checked_kernel(x_ptr, N: tl.constexpr):
     tl.device_assert(x < 3, "x must stay below 3")
 
 
-# Run in a fresh process from this file (it inherits the module's empty TRITON_CACHE_DIR).
+# Run in a fresh process from this file (it inherits the module's empty TRITON_CACHE_DIR), started in
+# the repository root so that `python -c` imports this module by its package name.
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = """
-import sys, torch, triton
-sys.path.insert(0, sys.argv[1])
-from test_debug_ops import checked_kernel
+import torch, triton
+from conformance.ops.test_debug_ops import checked_kernel
 device = triton.runtime.driver.active.get_active_torch_device()
 checked_kernel[(1,)](torch.arange(4, dtype=torch.int32, device=device), N=4)
 """
 
 
 def test_triton_debug_env_keeps_assertions_and_a_process_sees_prints_on_stdout():
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, os.path.dirname(__file__)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True,
                           timeout=300, check=False, env={**os.environ, "TRITON_DEBUG": "1"})
     assert proc.stdout.splitlines() == [f"pid (0, 0, 0) idx ({i}) x: {i}" for i in range(4)]
     assert proc.returncode != 0

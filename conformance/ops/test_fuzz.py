@@ -12,9 +12,9 @@ import os
 import numpy as np
 import torch
 
-from ops.apple_numerics import subnormal_inputs
-from ops.fuzz import FLOAT_TOL, TreeGen
-from ops.kernelgen import HEADER, load_kernel, offsets
+from conformance.ops.apple_numerics import subnormal_inputs
+from conformance.ops.fuzz import FLOAT_TOL, TreeGen
+from conformance.ops.kernelgen import HEADER, load_kernel, offsets
 
 TREES_PER_KERNEL = 40
 SHAPES = [(64,), (256,), (8, 32), (16, 16), (32, 8), (4, 64), (2, 4, 16)]

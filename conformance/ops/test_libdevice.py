@@ -411,7 +411,8 @@ def test_libdevice_names_its_precision_whatever_fast_math_says():
 
 
 def test_every_symbol_without_fp64_has_msl():
-    from triton_metal.codegen.libdevice_msl import HELPERS, TEMPLATES
+    from triton_metal.codegen.libdevice_msl import TEMPLATES
+    from triton_metal.codegen.msl_helpers import HELPERS
     from triton_metal.libdevice import SIGNATURES
     f64 = tl.float64
     symbols = {symbol for signatures in SIGNATURES.values() for args, (symbol, ret) in signatures.items()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ops import name_fuzz
+from conformance.ops import name_fuzz
 
 TREES_PER_KERNEL = 24
 KERNELS_PER_GROUP = 8  # kernels per interpreter subprocess (it takes ~2 s to start)

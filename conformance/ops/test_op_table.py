@@ -5,8 +5,8 @@ import pytest
 from triton_metal.errors import UnsupportedOperationError
 from triton_metal.refusals import refusal
 
-from ops import table
-from ops.runner import alternative_of, compare, compile_only, inputs_of, reference_of, run_batch
+from conformance.ops import table
+from conformance.ops.runner import alternative_of, compare, compile_only, inputs_of, reference_of, run_batch
 
 PAIRS = [(row, dtype) for row in table.ROWS for dtype in row.dtypes]
 

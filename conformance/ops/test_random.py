@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ops import random_kernels
+from conformance.ops import random_kernels
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from .report import PEERS
+from conformance.perf.report import PEERS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own default: means "not chosen by the user"
@@ -69,11 +69,11 @@ def bench_target() -> BenchTarget:
     from triton_metal.runtime import get_runtime
     from triton_metal.runtime.chips import ChipIdentity, host_cpu_model, simulator_baseline_id
     runtime = get_runtime()
-    if runtime.simulated:
+    if runtime.capabilities.simulated:
         cpu = host_cpu_model()
         return BenchTarget(simulator_baseline_id(cpu=cpu), True, runtime.chip.id, None, None, None, cpu)
     # The Metal runtime identified the chip (Metal device name / sysctl, IORegistry GPU core count).
-    identity = ChipIdentity(runtime.chip.id, getattr(runtime, "gpu_cores", None))
+    identity = ChipIdentity(runtime.chip.id, runtime.capabilities.gpu_cores)
     config = identity.config
     return BenchTarget(identity.baseline_id, False, None, identity.gpu_cores,
                        config.dram_bandwidth_gbs if config else None, config.fp32_tflops if config else None)
@@ -248,7 +248,7 @@ def _summarise(tr, config) -> None:
     rows = collect_rows(bs)
     if not rows:
         return
-    from .report import chart_path, format_table, write_chart
+    from conformance.perf.report import chart_path, format_table, write_chart
     label = f"{target.chip_id} ({'simulator' if target.simulated else 'Apple GPU'})"
     tr.write_sep("-", f"triton-metal vs peers, {label}")
     for line in format_table(rows):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 import triton
 
-from . import kernels
+from conformance.perf import kernels
 
 SIZE_CLASSES = ("traffic", "simulator", "apple")
 
@@ -215,6 +215,6 @@ CASES = {case.name: case for case in (
 
 def size_class() -> str:
     from triton_metal.runtime import get_runtime
-    return "simulator" if get_runtime().simulated else "apple"
+    return "simulator" if get_runtime().capabilities.simulated else "apple"
 
 

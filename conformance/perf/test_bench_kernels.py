@@ -14,14 +14,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from .baseline_plugin import BenchTarget, timing_requested
-from .cases import CASES, size_class
-from .report import PEERS, TRITON
+from conformance.perf.baseline_plugin import BenchTarget, timing_requested
+from conformance.perf.cases import CASES, size_class
+from conformance.perf.report import PEERS, TRITON
 
 
 @pytest.fixture(scope="session")
 def target(request) -> BenchTarget:
-    from .baseline_plugin import bench_target
+    from conformance.perf.baseline_plugin import bench_target
     return bench_target()
 
 

@@ -17,8 +17,8 @@ from triton_metal.runtime.chips import (
     simulator_baseline_id,
 )
 
-from .baseline_plugin import baselines_root, stored_runs
-from .report import format_table
+from conformance.perf.baseline_plugin import baselines_root, stored_runs
+from conformance.perf.report import format_table
 
 
 def test_every_generation_m1_to_m5_has_base_and_variants():

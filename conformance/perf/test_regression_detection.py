@@ -18,9 +18,14 @@ from types import SimpleNamespace
 import pytest
 from triton_metal.runtime.chips import HOST_CPU_ENV, simulator_baseline_id
 
-from .baseline_plugin import BASELINES_ENV, CHART_DIR_ENV, bench_target, pytest_benchmark_compare_machine_info
+from conformance.perf.baseline_plugin import (
+    BASELINES_ENV,
+    CHART_DIR_ENV,
+    bench_target,
+    pytest_benchmark_compare_machine_info,
+)
 
-CONFORMANCE = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 PROBE = '''
 import os
@@ -29,7 +34,7 @@ import time
 import torch
 import triton
 
-from perf import kernels, variants
+from conformance.perf import kernels, variants
 
 N = 1 << 16
 x, y = torch.rand(N), torch.rand(N)
@@ -66,16 +71,18 @@ def test_peer_probe(benchmark):
 @pytest.fixture
 def probe(tmp_path):
     from triton_metal.runtime import get_runtime
-    if not get_runtime().simulated:
+    if not get_runtime().capabilities.simulated:
         pytest.skip("the probe kernels run on the simulator (torch CPU tensors)")
     (tmp_path / "test_probe.py").write_text(PROBE)
     # Without this run's xdist variables: pytest-benchmark turns itself off in a process that has them.
     outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    env = dict(outer, PYTHONPATH=os.pathsep.join(filter(None, [str(CONFORMANCE), os.environ.get("PYTHONPATH")])),
+    # The probe runs in tmp_path, away from the repository and its pytest configuration, so the repository
+    # root comes through PYTHONPATH: the probe and `-p conformance.perf.baseline_plugin` import the package.
+    env = dict(outer, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
                **{BASELINES_ENV: str(tmp_path / "baselines"), CHART_DIR_ENV: str(tmp_path / "charts")})
 
     def run(*args, slowed=False, peer_slowed=False, host_cpu=None):
-        cmd = [sys.executable, "-m", "pytest", str(tmp_path / "test_probe.py"), "-p", "perf.baseline_plugin",
+        cmd = [sys.executable, "-m", "pytest", str(tmp_path / "test_probe.py"), "-p", "conformance.perf.baseline_plugin",
                "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-q", "--benchmark-min-rounds=5",
                "--benchmark-max-time=0.2", *args]
         run_env = dict(env, PROBE_SLOWED="1" if slowed else "0", PEER_SLOWED="1" if peer_slowed else "0")

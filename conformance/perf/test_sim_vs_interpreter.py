@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .kernels import layer_norm_fwd_kernel, softmax_kernel, vector_add_kernel
+from conformance.perf.kernels import layer_norm_fwd_kernel, softmax_kernel, vector_add_kernel
 
 MIN_RATIO = 100
 
@@ -114,9 +114,10 @@ def _check(out, ref, tol):
 def _interpreter_seconds(case: str) -> float:
     """Best wall time of the case under TRITON_INTERPRET=1, measured in a fresh interpreter."""
     env = dict(os.environ, TRITON_INTERPRET="1")
-    # Run as a module of the `perf` package, so that it imports the same kernels as this test.
-    proc = subprocess.run([sys.executable, "-m", f"perf.{Path(__file__).stem}", case], env=env,
-                          cwd=Path(__file__).parents[1], capture_output=True, text=True, check=False, timeout=900)
+    # Run as a module of the package, from the repository root, so that it imports the same kernels as this test.
+    proc = subprocess.run([sys.executable, "-m", f"conformance.perf.{Path(__file__).stem}", case], env=env,
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, check=False,
+                          timeout=900)
     if proc.returncode != 0:
         raise AssertionError(f"interpreter run of {case} failed:\n{proc.stdout}\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
@@ -128,7 +129,7 @@ def _interpreter_seconds(case: str) -> float:
 @pytest.mark.parametrize("case", list(CASES))
 def test_sim_vs_interpreter(case, benchmark, device):
     from triton_metal.runtime import get_runtime
-    if not get_runtime().simulated:
+    if not get_runtime().capabilities.simulated:
         pytest.skip("compares the Metal simulator with the interpreter; this run uses an Apple GPU")
     if benchmark.disabled:  # pytest-benchmark turns itself off under xdist and with --benchmark-disable
         pytest.skip("needs pytest-benchmark's timings: run without -n and with --benchmark-only")

@@ -9,8 +9,8 @@ import pytest
 import torch
 import triton
 
-from . import traffic, variants
-from .cases import CASES
+from conformance.perf import traffic, variants
+from conformance.perf.cases import CASES
 
 
 def _count_traffic_available() -> bool:
@@ -25,7 +25,7 @@ def _count_traffic_available() -> bool:
 def emulated_chip():
     from triton_metal.runtime import get_runtime
     runtime = get_runtime()
-    if not runtime.simulated:
+    if not runtime.capabilities.simulated:
         pytest.skip("traffic is counted by the Metal simulator: this check runs on the simulator (Linux CI)")
     if not _count_traffic_available():
         pytest.skip("triton_metal.sim.count_traffic (the simulator's traffic counters) is not available yet")

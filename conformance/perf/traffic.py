@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .baseline_plugin import baselines_root
-from .cases import CASES
+from conformance.perf.baseline_plugin import baselines_root
+from conformance.perf.cases import CASES
 
 RECORD_ENV = "TRITON_METAL_RECORD_TRAFFIC"
 RECORD_HINT = f"{RECORD_ENV}=1 pytest conformance/perf/test_traffic.py"

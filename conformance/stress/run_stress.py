@@ -1,8 +1,8 @@
 """Stress suite: N processes x M threads compile and launch a random mix of kernels against one
 shared compile cache, and check every result against a CPU reference.
 
-    python conformance/stress/run_stress.py --processes 4 --threads 4 --launches 250
-    python conformance/stress/run_stress.py --soak 600          # run for 10 minutes instead
+    python -m conformance.stress.run_stress --processes 4 --threads 4 --launches 250
+    python -m conformance.stress.run_stress --soak 600          # run for 10 minutes instead
 
 Workers are started with multiprocessing's "spawn" (Metal is not fork-safe). The caches are a fresh
 temporary directory unless --cache-dir names one (reuse it to stress a warm cache). At the end the
@@ -27,12 +27,11 @@ import time
 import traceback
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
 
 def _thread_loop(worker: int, thread: int, opts: dict, deadline: float | None, totals: dict, lock) -> None:
     import triton
-    from kernels import CASES, matches
+
+    from conformance.stress.kernels import CASES, matches
     device = triton.runtime.driver.active.get_active_torch_device()
     rng = random.Random(f"{opts['seed']}-{worker}-{thread}")
     names = opts["kernels"]
@@ -77,7 +76,6 @@ def _serialize_ast_parse() -> None:
 
 def worker_main(worker: int, opts: dict, results) -> None:
     """One process: M threads launching kernels; puts its totals on ``results``."""
-    sys.path.insert(0, str(HERE))
     faulthandler.register(signal.SIGUSR1)  # the parent asks for stacks before killing a hung worker
     if opts["ast_lock"]:
         _serialize_ast_parse()
@@ -161,8 +159,7 @@ def run(opts: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    sys.path.insert(0, str(HERE))
-    from kernels import CASES
+    from conformance.stress.kernels import CASES
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4, help="threads per process")
@@ -197,7 +194,7 @@ def main(argv=None) -> int:
 
 def _simulated() -> bool:
     from triton_metal.runtime import get_runtime
-    return get_runtime().simulated
+    return get_runtime().capabilities.simulated
 
 
 if __name__ == "__main__":

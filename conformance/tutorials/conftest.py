@@ -2,9 +2,8 @@
 import json
 from pathlib import Path
 
-from upstream import ratchet
-
-from tutorials.upstream_runner import PytestSession, report_dict, summary_table
+from conformance.tutorials.upstream_runner import PytestSession, report_dict, summary_table
+from conformance.upstream import ratchet
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -29,4 +28,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     comparison = ratchet.compare_verdicts(session.expected, {r.name: r.verdict for r in session.results})
     if comparison.improvements or comparison.new:
         write(f"not yet recorded as passing: {', '.join(comparison.improvements + comparison.new)}; record with "
-              f"`python conformance/tutorials/upstream_runner.py --update-expected-from {path}`")
+              f"`python -m conformance.tutorials.upstream_runner --update-expected-from {path}`")

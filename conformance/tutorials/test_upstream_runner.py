@@ -6,12 +6,15 @@ functions, a ``perf_report`` sweep, a CUDA-only branch with its fallback, an op 
 import json
 import textwrap
 import urllib.error
+from pathlib import Path
 
 import pytest
-from upstream import ratchet, source
-from upstream.verdicts import FAIL, PASS, UNSUPPORTED, classify
 
-from tutorials import upstream_runner
+from conformance.tutorials import upstream_runner
+from conformance.upstream import ratchet, source
+from conformance.upstream.verdicts import FAIL, PASS, UNSUPPORTED, classify
+
+REPO = Path(__file__).resolve().parents[2]
 
 VECTOR_ADD = '''
 import torch, triton, triton.language as tl
@@ -245,11 +248,12 @@ def run_plugin(tmp_path, cube, *args):
     import subprocess
     import sys
     (tmp_path / "test_small.py").write_text(SMALL_SUITE.format(cube="n * n * n" if cube else "0"))
-    env = {**__import__("os").environ, "PYTHONPATH": str(upstream_runner._CONFORMANCE)}
-    done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_small.py"), "-p", "upstream.pytest_plugin",
+    # From the repository root, as run_test_core starts it: `python -m pytest` imports the plugin's package from there.
+    done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_small.py"),
+                           "-p", "conformance.upstream.pytest_plugin",
                            "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", "/dev/null",
                            "--ratchet-file", str(tmp_path / "ratchet.json"), *args],
-                          capture_output=True, text=True, env=env, check=False)
+                          cwd=REPO, capture_output=True, text=True, check=False)
     return done.returncode, done.stdout
 
 
@@ -270,14 +274,3 @@ def test_plugin_reports_failures(tmp_path):
     code, out = run_plugin(tmp_path, False)
     assert code == 1 and "passed 3, failed 2, skipped 0" in out
 
-
-def test_skip_list_matches_parametrized_names(monkeypatch):
-    from upstream import skips
-    monkeypatch.setattr(skips, "SKIPS", {"fp64: Apple GPUs have no fp64": ["test_bin_op[*float64*]"]})
-    assert skips.reason_for("test_bin_op[1-float64-int8-+]") == "fp64: Apple GPUs have no fp64"
-    assert skips.reason_for("test_bin_op[1-float32-int8-+]") == ""
-
-
-def test_every_skip_has_a_reason():
-    from upstream import skips
-    assert all(reason.strip() and patterns for reason, patterns in skips.SKIPS.items())

@@ -5,9 +5,9 @@ verdict (fail + summary, or unsupported + our refusal). Without the upstream fil
 no cache, no network) a single test is skipped with the reason in one line.
 """
 import pytest
-from upstream.verdicts import PASS
 
-from tutorials.upstream_runner import PytestSession, run_tutorial, tutorial_name
+from conformance.tutorials.upstream_runner import PytestSession, run_tutorial, tutorial_name
+from conformance.upstream.verdicts import PASS
 
 
 def pytest_generate_tests(metafunc):

@@ -5,7 +5,7 @@ module-level checks and main block), then, if it defines ``test_*`` functions, u
 own checks decide; the verdict is pass, fail (with a short summary) or unsupported (our refusal).
 Benchmark sweeps are skipped or shrunk through ``--benchmarks``, never by editing a file.
 
-    python conformance/tutorials/upstream_runner.py [--tutorials-dir DIR] [--benchmarks skip|shrink]
+    python -m conformance.tutorials.upstream_runner [--tutorials-dir DIR] [--benchmarks skip|shrink]
         [--only 01,02] [--report out.json] [--update-expected]
 
 The expected verdicts (``conformance/upstream/ratchet/<tag>/tutorials-<device>.json``) are a
@@ -23,15 +23,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-_CONFORMANCE = Path(__file__).resolve().parents[1]
-if str(_CONFORMANCE) not in sys.path:  # `upstream` lives next to this folder; works as script and module
-    sys.path.insert(0, str(_CONFORMANCE))
-
 from triton_metal.metal_check import frontend, stage
-from upstream import ratchet, source
-from upstream.verdicts import PASS, classify
 
-BOOTSTRAP = _CONFORMANCE / "upstream" / "tutorial_bootstrap.py"
+from conformance.upstream import ratchet, source
+from conformance.upstream.verdicts import PASS, classify
+
+# Run by path, not with -m: the tutorial's process starts in a scratch directory (where its plots and
+# CSVs land), and the bootstrap imports nothing of this package, so it needs no import path of ours.
+BOOTSTRAP = Path(__file__).resolve().parents[1] / "upstream" / "tutorial_bootstrap.py"
 DEFAULT_TIMEOUT_S = 900
 # Address-space cap per tutorial process: one simulated tutorial (06 under pytest) grew to 24 GB and
 # was OOM-killed, taking the machine with it. Past the cap it fails with MemoryError instead.

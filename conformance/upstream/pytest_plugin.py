@@ -1,6 +1,7 @@
-"""pytest plugin for the upstream language tests (test_core.py), loaded with ``-p upstream.pytest_plugin``.
+"""pytest plugin for the upstream language tests (test_core.py), loaded with
+``-p conformance.upstream.pytest_plugin``.
 
-It applies our one skip list (``skips.py``), optionally trims the run to a documented subset (the
+It applies our one skip list (``skips.toml``), optionally trims the run to a documented subset (the
 first N parametrizations of every test function), prints passed / failed / skipped by reason, writes
 every outcome to a JSON file, and checks the pass-count ratchet (``ratchet/<tag>/test_core-<device>.json``):
 the run fails when any test fails or when fewer tests pass than recorded.
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from triton_metal.metal_check import pytest_plugin as metal_check
 
-from upstream import ratchet, skips
+from conformance.upstream import ratchet, skips
 
 OUTCOME_CHARS = 300
 

@@ -1,6 +1,6 @@
 """Runs upstream ``python/test/unit/language/test_core.py`` (pinned tag, unmodified) on our backend.
 
-    python conformance/upstream/run_test_core.py [--tutorials-dir DIR] [--subset N] [-n 2]
+    python -m conformance.upstream.run_test_core [--tutorials-dir DIR] [--subset N] [-n 2]
         [--update-ratchet] [--run-skipped] [-- extra pytest args]
 
 The files come the same way as the tutorials (a directory, else the cache, else a download) and are
@@ -12,16 +12,11 @@ quick look. Each run is checked against the pass-count ratchet of its tag, devic
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-_CONFORMANCE = Path(__file__).resolve().parents[1]
-if str(_CONFORMANCE) not in sys.path:
-    sys.path.insert(0, str(_CONFORMANCE))
-
-from upstream import ratchet, source
+from conformance.upstream import ratchet, source
 
 TEST_CORE = "python/test/unit/language/test_core.py"
 
@@ -33,13 +28,27 @@ def torch_device() -> str:
 
 def pytest_command(root: Path, device: str, subset: int, workers: int, ratchet_file: Path, extra: list[str]):
     cmd = [sys.executable, "-m", "pytest", str(root / TEST_CORE), "--rootdir", str(root), "-c", str(root / "pytest.ini"),
-           "-p", "upstream.pytest_plugin", "-p", "no:cacheprovider", "--device", device, "-q",
+           "-p", "conformance.upstream.pytest_plugin", "-p", "no:cacheprovider", "--device", device, "-q",
            "--ratchet-file", str(ratchet_file), "-W", "ignore::DeprecationWarning"]
     if subset:
         cmd += ["--subset", str(subset)]
     if workers > 1:
         cmd += ["-n", str(workers)]
     return cmd + extra
+
+
+def collected_names(root: Path, device: str) -> list[str]:
+    """The tests upstream's test_core.py collects on this backend, named as the skip list names them
+    (``test_abs[float64]``): what the skip-list test checks every entry against."""
+    cmd = [sys.executable, "-m", "pytest", str(root / TEST_CORE), "--rootdir", str(root), "-c", str(root / "pytest.ini"),
+           "-p", "no:cacheprovider", "-p", "no:warnings", "--device", device, "--collect-only", "-q"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
+    prefix = f"{TEST_CORE}::"
+    names = [line[len(prefix):].rsplit("::", 1)[-1] for line in done.stdout.splitlines() if line.startswith(prefix)]
+    if done.returncode != 0 or not names:
+        raise RuntimeError(f"collecting {root / TEST_CORE} failed (exit {done.returncode}):\n"
+                           f"{(done.stdout + done.stderr)[-2000:]}")
+    return names
 
 
 def main(argv=None) -> int:
@@ -71,9 +80,10 @@ def main(argv=None) -> int:
     extra += ["--run-skipped"] if args.run_skipped else []
     extra += ["--outcomes", args.outcomes] if args.outcomes else []
     cmd = pytest_command(root, device, 0 if args.full else args.subset, args.workers, ratchet_file, extra)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(_CONFORMANCE), os.environ.get("PYTHONPATH")])))
     print(f"upstream test_core for Triton {manifest.tag} from {located.origin}, --device {device}", flush=True)
-    return subprocess.run(cmd, env=env, check=False, preexec_fn=_memory_cap(args.memory_limit_gb)).returncode
+    # `python -m pytest` in this process's working directory (and environment) finds the plugin's
+    # package the way this `python -m conformance...` did; so do the xdist workers.
+    return subprocess.run(cmd, check=False, preexec_fn=_memory_cap(args.memory_limit_gb)).returncode
 
 
 def _memory_cap(limit_gb: float):

@@ -5,7 +5,7 @@ cache (``TRITON_METAL_UPSTREAM_CACHE``, default ``~/.cache/triton-metal/upstream
 a per-file download of the manifest's ref from GitHub. Every file is checked against the sha256 in
 ``manifests/<tag>.json`` before it is used.
 
-Rewrite a manifest from a checkout:  python conformance/upstream/source.py --dir <checkout> --ref <ref>
+Rewrite a manifest from a checkout:  python -m conformance.upstream.source --dir <checkout> --ref <ref>
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def load_manifest(tag: str | None = None, directory: Path = MANIFESTS) -> Manife
     path = directory / f"{tag}.json"
     if not path.exists():
         raise FileNotFoundError(f"no upstream file list for Triton {tag} ({path}): write one with "
-                                f"`python conformance/upstream/source.py --dir <checkout of {tag}> --ref {tag}`")
+                                f"`python -m conformance.upstream.source --dir <checkout of {tag}> --ref {tag}`")
     data = json.loads(path.read_text())
     return Manifest(tag=tag, ref=data["ref"], note=data.get("note", ""), files=dict(data["files"]))
 

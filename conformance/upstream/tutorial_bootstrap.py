@@ -1,6 +1,6 @@
 """Runs one upstream tutorial, unmodified, in this (fresh) process: the runner's subprocess entry.
 
-    python tutorial_bootstrap.py --phase script|pytest --benchmarks skip|shrink [--points N] FILE
+    python conformance/upstream/tutorial_bootstrap.py --phase script|pytest --benchmarks skip|shrink [--points N] FILE
 
 Phase ``script`` runs the file as ``__main__`` (module-level checks and its main block); phase
 ``pytest`` runs its ``test_*`` functions with pytest. Benchmark sweeps are replaced at the library
@@ -42,8 +42,10 @@ def patch_benchmarks(mode: str, points: int) -> None:
 
 
 def run_script(path: str) -> int:
+    # The import path is left as it is. `python FILE` would put FILE's directory first, but no tutorial
+    # imports anything beside it: python/tutorials holds no helper module (the tutorials' own names,
+    # such as 01-vector-add, are not importable); what they import comes from the installed Triton.
     sys.argv = [path]
-    sys.path.insert(0, os.path.dirname(path))
     runpy.run_path(path, run_name="__main__")
     return 0
 

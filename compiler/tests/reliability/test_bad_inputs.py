@@ -84,7 +84,7 @@ def test_meta_tensor_is_refused_as_having_no_data(device):
 
 def test_cpu_tensor_is_refused_when_kernels_run_on_the_apple_gpu():
     # No Apple GPU here: the checks are given an mps runtime, as the launcher does on a Mac.
-    mps_runtime = SimpleNamespace(name="metal", simulated=False, torch_device="mps")
+    mps_runtime = SimpleNamespace(name="metal", capabilities=SimpleNamespace(fork_safe=False, torch_device="mps"))
     checks = LaunchChecks("add_kernel", {"x_ptr": "*fp32", "n": "i32", "BLOCK": "constexpr"}, mps_runtime)
     with pytest.raises(LaunchArgumentError, match=re.escape(
             "argument 'x_ptr' is a tensor on device 'cpu', but triton-metal runs kernels on the Apple GPU "
@@ -94,7 +94,7 @@ def test_cpu_tensor_is_refused_when_kernels_run_on_the_apple_gpu():
 
 def test_tuple_arguments_are_checked_element_by_element(device):
     checks = LaunchChecks("k", {"ptrs": ("*fp32", "*fp32"), "n": "i32"}, SimpleNamespace(
-        name="sim", simulated=True, torch_device=device.type))
+        name="sim", capabilities=SimpleNamespace(fork_safe=True, torch_device=device.type)))
     with pytest.raises(LaunchArgumentError, match=r"argument 'ptrs\[1\]' is a 'meta' tensor"):
         checks((1, 1, 1), ((torch.zeros(4, device=device), torch.zeros(4, device="meta")), 4))
 
@@ -234,6 +234,7 @@ def test_shader_the_compiler_rejects_gives_its_log_and_the_dump_path(fresh_cache
 
 def test_arrays_that_are_not_torch_tensors_are_left_to_the_runtime():
     # e.g. an mx.array on the MLX runtime: its device is not a torch device type string
-    checks = LaunchChecks("k", {"x_ptr": "*fp32"}, SimpleNamespace(name="mlx", simulated=False, torch_device="cpu"))
+    mlx = SimpleNamespace(name="mlx", capabilities=SimpleNamespace(fork_safe=False, torch_device="cpu"))
+    checks = LaunchChecks("k", {"x_ptr": "*fp32"}, mlx)
     checks((1, 1, 1), (SimpleNamespace(device=SimpleNamespace(type=object())),))  # no error
     checks((1, 1, 1), (None,))

@@ -14,8 +14,8 @@ import torch
 import triton
 import triton.language as tl
 from triton_metal import cache
+from triton_metal.cache import clear_in_process
 from triton_metal.errors import CacheCorruptionWarning
-from triton_metal.runtime import clear_cache
 from triton_metal.sim import build
 
 WORKER = Path(__file__).with_name("kernel_worker.py")
@@ -104,10 +104,10 @@ def _run_offset_kernel() -> bool:
 
 @pytest.mark.parametrize("damage", ["truncate", "overwrite"])
 def test_a_damaged_simulator_library_is_rebuilt_with_a_warning(fresh_caches, damage):
-    clear_cache()  # nothing loaded from other tests' caches
+    clear_in_process()  # nothing loaded from other tests' caches
     runs = build.compiler_runs
     assert _run_offset_kernel() and build.compiler_runs == runs + 1
-    clear_cache()  # unload it first: damaging a mapped library would crash this process, not test the cache
+    clear_in_process()  # unload it first: damaging a mapped library would crash this process, not test the cache
     (library,) = [p for p in fresh_caches.sim.glob("*.so") if not p.name.startswith("tm_runtime")]
     if damage == "truncate":
         os.truncate(library, 1000)  # dlopen of this would die with SIGBUS

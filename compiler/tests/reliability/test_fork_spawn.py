@@ -30,7 +30,7 @@ def _double_in_child(seed: int) -> bool:
 
 
 def _metal_launch_checks_in_child(_) -> str:
-    metal = SimpleNamespace(name="metal", simulated=False, torch_device="mps")
+    metal = SimpleNamespace(name="metal", capabilities=SimpleNamespace(fork_safe=False, torch_device="mps"))
     try:
         arg_checks.LaunchChecks("double_kernel", {"x_ptr": "*fp32"}, metal)
     except ForkedAfterDeviceOpenedError as e:
@@ -43,7 +43,7 @@ def test_spawned_workers_compile_and_launch():
         assert pool.map(_double_in_child, [1, 2]) == [True, True]
 
 
-@pytest.mark.skipif(not get_runtime().simulated, reason="fork after opening a Metal device is refused (next test)")
+@pytest.mark.skipif(not get_runtime().capabilities.fork_safe, reason="fork after opening a Metal device is refused (next test)")
 def test_forked_children_launch_on_the_simulator():
     assert _double_in_child(0)  # the parent has loaded the kernel and run the simulator before forking
     with mp.get_context("fork").Pool(2) as pool:
@@ -59,5 +59,5 @@ def test_a_child_forked_after_the_device_was_opened_is_refused_on_metal():
 
 
 def test_a_process_that_did_not_fork_is_not_refused():
-    metal = SimpleNamespace(name="metal", simulated=False, torch_device="mps")
+    metal = SimpleNamespace(name="metal", capabilities=SimpleNamespace(fork_safe=False, torch_device="mps"))
     arg_checks.LaunchChecks("double_kernel", {"x_ptr": "*fp32"}, metal)  # no error

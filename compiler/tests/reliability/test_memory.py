@@ -10,9 +10,10 @@ import pytest
 import torch
 import triton
 import triton.language as tl
-from triton_metal.runtime import clear_cache, get_runtime
+from triton_metal.cache import clear_in_process
+from triton_metal.runtime import get_runtime
 
-pytestmark = pytest.mark.skipif(not get_runtime().simulated, reason="measures the simulator's libraries")
+pytestmark = pytest.mark.skipif(not get_runtime().capabilities.simulated, reason="measures the simulator's libraries")
 
 
 @triton.jit
@@ -24,7 +25,7 @@ def fma_kernel(x_ptr, out_ptr, n, A: tl.constexpr, BLOCK: tl.constexpr):
 
 @pytest.fixture(autouse=True)
 def _no_kernels_loaded_before():
-    clear_cache()  # kernels other tests left in memory were loaded from other cache directories
+    clear_in_process()  # kernels other tests left in memory were loaded from other cache directories
 
 
 def _rss_bytes() -> int:
@@ -77,7 +78,7 @@ def test_clear_cache_unloads_every_kernel_nobody_holds(fresh_caches):
     assert len(_mapped_kernel_libraries(fresh_caches.sim)) == 3
     pipelines = [weakref.ref(k.function) for k in fma_kernel.device_caches[0][0].values()]
 
-    result = clear_cache()
+    result = clear_in_process()
 
     assert result["released"] == 3
     assert _mapped_kernel_libraries(fresh_caches.sim) == set()
@@ -91,7 +92,7 @@ def test_a_kernel_the_caller_still_holds_keeps_working_after_clear_cache(fresh_c
     x = torch.rand(100)
     out = torch.empty(100)
     held = fma_kernel[(1,)](x, out, 100, A=6.0, BLOCK=128)  # the CompiledKernel
-    clear_cache()
+    clear_in_process()
     out.zero_()
     held[(1, 1, 1)](x, out, 100, 6.0, 128)  # its library must still be loaded: unloading it would crash here
     assert torch.allclose(out, x * 6.0 + 1.0)

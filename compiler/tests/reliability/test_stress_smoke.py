@@ -8,15 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUNNER = Path(__file__).resolve().parents[3] / "conformance" / "stress" / "run_stress.py"
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_stress_smoke_two_processes_by_two_threads(tmp_path):
     report_path = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, str(RUNNER), "--processes", "2", "--threads", "2", "--launches", "4",
+        [sys.executable, "-m", "conformance.stress.run_stress", "--processes", "2", "--threads", "2", "--launches", "4",
          "--kernels", "leaky_relu_f16,int_mix", "--cache-dir", str(tmp_path / "caches"), "--json", str(report_path)],
-        capture_output=True, text=True, timeout=600, check=False, env=dict(os.environ))
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False, env=dict(os.environ))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(report_path.read_text())
     assert report["ok"] and report["launches"] == 16

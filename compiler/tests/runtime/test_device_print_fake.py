@@ -8,7 +8,7 @@ import pytest
 import triton
 import triton.language as tl
 from fake_metal import FakeMetal
-from triton_metal.device_print import DevicePrintBuffer
+from triton_metal.device_print import DevicePrintBuffer, device_print_sites
 from triton_metal.runtime.metal_runtime import MetalRuntime
 
 
@@ -26,7 +26,7 @@ def test_metal_runtime_binds_the_diagnostics_buffer_last_and_prints_it(compile_m
     rt = MetalRuntime(metal=fake, macos=(14, 5))
     x = rt.empty(32, np.float32)
     x[:] = np.linspace(-3, 5, 32, dtype=np.float32)
-    diagnostics = DevicePrintBuffer(metadata.name, metadata.diagnostics, rt)
+    diagnostics = DevicePrintBuffer(metadata.name, device_print_sites(metadata), rt)
     buffers = {0: rt.buffer_argument(x, "x_ptr"), 1: struct.pack("<i", 32)}
     buffers[2] = diagnostics.bind(buffers)
     rt.launch(rt.compile(msl, metadata.name), (2, 1, 1), (metadata.threadgroup_size, 1, 1), buffers)

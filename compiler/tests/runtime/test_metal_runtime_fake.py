@@ -109,12 +109,12 @@ def test_torch_refuses_a_precise_kernel_it_would_compile_with_fast_math(add_msl)
     check_torch_math_mode(msl, metadata.name, "MTLLanguageVersion3_1", {})
 
 
-def test_pipelines_are_cached_until_clear_cache(add_msl):
+def test_pipelines_are_cached_until_released(add_msl):
     rt, fake = make_runtime()
     first = rt.compile(add_msl[0], add_msl[1].name)
     assert rt.compile(add_msl[0], add_msl[1].name) is first
     assert len(fake.find("newLibraryWithSource")) == 1
-    rt.clear_cache()
+    assert rt.release() == 1
     assert rt.compile(add_msl[0], add_msl[1].name) is not first
     assert len(fake.find("newLibraryWithSource")) == 2
 
@@ -294,7 +294,7 @@ def test_more_scalar_bytes_than_setbytes_takes_is_a_clear_error():
 
 
 def test_chip_names_and_core_counts_parse_from_recorded_outputs():
-    from triton_metal.runtime.metal_runtime import chip_id_from_name, detect_chip, gpu_core_count_from_ioreg
+    from triton_metal.runtime.chips import chip_id_from_name, detect_chip, gpu_core_count_from_ioreg
     assert chip_id_from_name("Apple M1") == "apple-m1"
     assert chip_id_from_name("Apple M3 Max") == "apple-m3-max"
     assert chip_id_from_name("Intel(R) Core(TM) i7-9750H CPU @ 2.60GHz") is None

@@ -102,6 +102,23 @@ def test_mlx_without_metal_is_a_clear_error():
         MLXRuntime()
 
 
+def test_run_binds_arguments_by_the_signature_record_and_computes_axpy():
+    # mx.fast.metal_kernel emulated (mlx_emulation.EmulatedMetalKernel: MLX's signature around our body,
+    # run on the simulator): scalars arrive as 0-d arrays of the kernel's record types, outputs come back.
+    from mlx_emulation import MlxWithMetal
+    from triton_metal.runtime.mlx_runtime import MLXRuntime, Output, run
+    fake_mx = MlxWithMetal(mx)
+    n, alpha = 200, 1.5
+    x = np.linspace(-1, 1, n, dtype=np.float32)
+    y = np.arange(n, dtype=np.float32)
+    (out,) = run(axpy_kernel, (triton.cdiv(n, 64),), mx.array(x), mx.array(y), Output((n,), mx.float32), n, alpha,
+                 outputs=("out_ptr",), runtime=MLXRuntime(mx=fake_mx), BLOCK=64)
+    np.testing.assert_allclose(np.array(out), alpha * x + y, rtol=1e-6)
+    (kernel,) = fake_mx.kernels
+    assert kernel.input_names == [input_name(0), input_name(1), input_name(3), input_name(4)]
+    assert kernel.calls == [[("float32", 1), ("float32", 1), ("int32", 0), ("float32", 0)]]
+
+
 @pytest.mark.apple_gpu
 def test_mlx_results_equal_numpy_and_the_torch_path():
     import torch

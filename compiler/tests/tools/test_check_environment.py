@@ -3,7 +3,6 @@ import importlib.metadata
 import json
 import platform
 import sys
-from pathlib import Path
 
 import pytest
 from triton_metal.backends import metal
@@ -87,8 +86,7 @@ def test_importing_the_command_module_refuses_and_keeps_check_environment_callab
 
 def test_compiler_probe_runs_through_the_metal_runtime():
     # The PyObjC path against the recorded fake Metal API (which runs dispatches on the simulator).
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
-    from fake_metal import FakeMetal
+    from fake_metal import FakeMetal  # compiler/tests/runtime, on pytest's pythonpath (pyproject.toml)
     from triton_metal.runtime.metal_runtime import MetalRuntime, detect_chip
     from triton_metal.tools.environment import PROBE_GROUPS, PROBE_THREADS, _run_probe
     fake = FakeMetal(device_name="Apple M3")

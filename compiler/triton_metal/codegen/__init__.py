@@ -1,48 +1,27 @@
-"""TTGIR -> Metal Shading Language."""
+"""TTGIR -> Metal Shading Language.
+
+``generate_msl`` reads the module (ir_reader), writes the kernel's signature (the argument kinds of
+abi's signature record, the builtins of own_names.BUILTINS) and lowers its body op by op: each op
+with its one lowering in ``emitter.LOWERINGS``, registered by the modules of ``codegen.ops``.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from triton_metal import __version__
-from triton_metal.codegen import (  # noqa: F401  (importing registers the lowerings)
-    lower_atomics,
-    lower_blockptr,
-    lower_calls,
-    lower_contraction,
-    lower_control,
-    lower_debug_ops,
-    lower_dot,
-    lower_elementwise,
-    lower_extern,
-    lower_layout,
-    lower_map,
-    lower_memory,
-    lower_numeric,
-    lower_reduce,
-    lower_rounding,
-    lower_scan,
-    lower_shape,
-    lower_shared,
-    lower_values,
-    memory_model,
-)
+from triton_metal import __version__, abi
+from triton_metal.codegen import memory_model
 from triton_metal.codegen.emitter import MSL_RESERVED, KernelEmitter, Var, source_line
 from triton_metal.codegen.ir_reader import ModuleReader, kernel_ops
 from triton_metal.codegen.msl_text import check_generated, identifier
-from triton_metal.codegen.own_names import LANE, NUM_PROGRAMS, PROGRAM_ID, SCALARS, SCRATCH, SIMD
+from triton_metal.codegen.ops import (  # the package registers every lowering when imported
+    lower_contraction,
+    lower_control,
+    lower_debug_ops,
+)
+from triton_metal.codegen.own_names import BUILTINS, SCALARS, SCRATCH
 from triton_metal.errors import UnsupportedOperationError
 from triton_metal.numerics import MathMode
 from triton_metal.refusals import refuse
-
-MAX_BUFFER_ARGUMENTS = 31  # Metal's buffer argument table
-
-# Builtins every kernel receives; the names are what the generated code reads.
-BUILTINS = (
-    f"uint3 {PROGRAM_ID} [[threadgroup_position_in_grid]]",
-    f"uint3 {NUM_PROGRAMS} [[threadgroups_per_grid]]",
-    f"ushort {LANE} [[thread_index_in_simdgroup]]",
-    f"ushort {SIMD} [[simdgroup_index_in_threadgroup]]",
-)
 
 
 @dataclass
@@ -50,8 +29,8 @@ class MslKernel:
     name: str
     source: str
     threadgroup_memory_bytes: int
-    arg_kinds: list  # [name, "buffer" | "scalar" | "packed scalar" | "diagnostics", element type] per argument
-    diagnostics: list = field(default_factory=list)  # tl.device_print/device_assert sites (lower_debug_ops)
+    arg_kinds: list  # the signature record: abi.KernelArgument(...).to_json() per MSL parameter, in slot order
+    device_print_sites: list = field(default_factory=list)  # tl.device_print/device_assert sites (lower_debug_ops)
 
 
 def msl_kernel_name(name: str) -> str:
@@ -85,12 +64,12 @@ def generate_msl(mod, options) -> MslKernel:
     args = func.regions[0].args
     # One buffer slot per argument reads best; a kernel with more arguments than Metal has slots
     # (tensor descriptors expand to 2 + 4 x rank) gets its scalars in one struct instead.
-    packed = len(args) >= MAX_BUFFER_ARGUMENTS
+    packed = len(args) >= abi.BUFFER_SLOTS
     n_pointers = sum(arg.type.is_pointer for arg in args)
-    if packed and n_pointers + 1 > MAX_BUFFER_ARGUMENTS:
+    if packed and n_pointers + 1 > abi.BUFFER_SLOTS:
         raise UnsupportedOperationError(
             f"kernel with {n_pointers} pointer arguments", "",
-            f"Metal binds at most {MAX_BUFFER_ARGUMENTS} buffers per kernel (scalars share one)",
+            f"Metal binds at most {abi.BUFFER_SLOTS} buffers per kernel (scalars share one)",
             "pass fewer tensors, e.g. one tensor holding several")
     fields = []
     for idx, arg in enumerate(args):
@@ -101,29 +80,29 @@ def generate_msl(mod, options) -> MslKernel:
         ctype = em.ctype(arg)
         if arg.type.is_pointer:
             params.append(f"{ctype} {pname} [[buffer({len(params)})]]")
-            arg_kinds.append([pname, "buffer", arg.type.pointee])
+            arg_kinds.append(abi.KernelArgument(pname, abi.BUFFER, arg.type.pointee).to_json())
         elif packed:
             fields.append(f"    {ctype} {pname};")
             unpack.append(f"    const {ctype} {pname} = {SCALARS}.{pname};")
-            arg_kinds.append([pname, "packed scalar", arg.type.element])
+            arg_kinds.append(abi.KernelArgument(pname, abi.PACKED_SCALAR, arg.type.element).to_json())
         else:
             params.append(f"constant {ctype}& {pname} [[buffer({len(params)})]]")
-            arg_kinds.append([pname, "scalar", arg.type.element])
+            arg_kinds.append(abi.KernelArgument(pname, abi.SCALAR, arg.type.element).to_json())
         em.vars[arg.id] = Var(pname, ctype)
     if fields:
         em.helpers.insert(0, "\n".join([f"struct {scalars_struct} {{  // the scalar arguments, packed in order"] +
                                         fields + ["};"]))
         params.append(f"constant {scalars_struct}& {SCALARS} [[buffer({len(params)})]]")
     lower_control.lower_body(em, func.regions[0])  # straight-line, or branches of early returns
-    hidden = lower_debug_ops.diagnostics_parameter(em, len(params), MAX_BUFFER_ARGUMENTS)  # prints/asserts: one buffer
+    hidden = lower_debug_ops.device_print_parameter(em, len(params), abi.BUFFER_SLOTS)  # prints/asserts: one buffer
     if hidden is not None:
         params.append(hidden.param)
         arg_kinds.append(hidden.arg_kind)
 
-    threads = options.num_warps * 32
+    threads = options.num_warps * abi.SIMD_WIDTH
     out = [
         f"// {name}: generated by triton-metal {__version__} from Triton IR",
-        f"// threadgroup: {options.num_warps} simdgroups x 32 lanes = {threads} threads"
+        f"// threadgroup: {options.num_warps} simdgroups x {abi.SIMD_WIDTH} lanes = {threads} threads"
         + (f", {em.scratch_bytes + em.shared_bytes} bytes of threadgroup memory"
            if em.scratch_bytes + em.shared_bytes else ""),
         "#include <metal_stdlib>",
@@ -142,6 +121,6 @@ def generate_msl(mod, options) -> MslKernel:
     out += em.lines
     out.append("}")
     source = "\n".join(out) + "\n"
-    check_generated(source, name, em._used_names, em.static_helpers)
+    check_generated(source, name, em.allocated_names, em.static_helpers)
     return MslKernel(name, source, (em.scratch_bytes + 15) // 16 * 16 + em.shared_bytes, arg_kinds,
                      lower_debug_ops.sites(em))

@@ -3,7 +3,8 @@
 Each TTGIR value becomes a ``Var``: a scalar, a per-thread register array (the elements of a
 tensor this thread holds under the value's layout), or a *uniform* tensor whose elements all
 equal one scalar expression (splats and splat constants cost no registers).
-Lowering functions, one per op family, register themselves in ``LOWERINGS``.
+Lowering functions (codegen/ops, one module per op family) register themselves in ``LOWERINGS`` with
+``lowers``: one lowering per op, whatever the import order (registering an op twice raises).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from triton_metal.codegen.layout import LinearLayout, bits_expr
-from triton_metal.codegen.msl_text import comment, identifier, is_fixed_own, own_spelling
+from triton_metal.codegen.msl_text import comment, identifier, is_fixed_own, own_helper, own_spelling
 from triton_metal.codegen.msl_words import RESERVED_WORDS
 from triton_metal.codegen.own_names import LANE, REG, SCRATCH, SIMD
 from triton_metal.codegen.types import msl_scalar, threadgroup_pointer
@@ -21,12 +22,32 @@ from triton_metal.debug import log
 from triton_metal.errors import UnsupportedOperationError, check_threadgroup_memory
 from triton_metal.refusals import refuse
 
-LOWERINGS: dict = {}
+LOWERINGS: dict = {}  # op name -> its lowering, fn(em, op)
+
+# The ops whose MSL starts with a comment holding their kernel source line (KernelEmitter.lower_op):
+# global memory accesses, atomics, tl.dot and prints/asserts are what users trace in the MSL. Tools
+# that match those comments back to TTGIR ops (tools/ttgir_sites.py) read this set.
+SOURCE_COMMENTED_OPS = frozenset({
+    "tt.load", "tt.store",
+    "tt.atomic_rmw", "tt.atomic_cas", "tt.atomic_load", "tt.atomic_store", "tt.atomic_poll",
+    "tt.dot",
+    "tt.print", "tt.assert",
+})
+
+
+def _qualified(fn) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
 
 
 def lowers(*names):
+    """Registers the decorated function as the lowering of the ops `names`. An op has one lowering: a
+    second registration is an error (a module specialising another's op owns it, and the other leaves
+    it out), so which function lowers an op never depends on the order modules are imported in."""
     def register(fn):
         for name in names:
+            if name in LOWERINGS:
+                raise ValueError(f"{name} is registered twice: by {_qualified(LOWERINGS[name])} and by "
+                                 f"{_qualified(fn)}; an op has one lowering (leave {name} out of one of them)")
             LOWERINGS[name] = fn
         return fn
     return register
@@ -50,22 +71,6 @@ class Var:
 # The words no user's name may be spelled as (msl_words); the code generator's own names are `tm_`
 # names (msl_text, own_names), which identifier() never returns.
 MSL_RESERVED = RESERVED_WORDS
-
-
-def paren(expr: str) -> str:
-    """`expr` as an operand of a binary operator: wrapped unless atomic or already wrapped."""
-    if re.fullmatch(r"[A-Za-z0-9_.\[\]]+", expr):
-        return expr
-    if expr.startswith("(") and expr.endswith(")"):
-        depth = 0
-        for k, ch in enumerate(expr):
-            depth += ch == "("
-            depth -= ch == ")"
-            if depth == 0 and k < len(expr) - 1:
-                break
-        else:
-            return expr
-    return f"({expr})"
 
 
 def source_line(location: str) -> str:
@@ -92,8 +97,8 @@ class KernelEmitter:
     scratch_bytes: int = 0
     shared_bytes: int = 0  # dedicated threadgroup arrays (ttg.local_alloc buffers), besides the scratch
     _used_names: set = field(default_factory=set)  # every name given out, in both namespaces
-    static_helpers: set = field(default_factory=set)  # helper texts added as written (lower_numeric.add_helper)
-    _layout_names: dict = field(default_factory=dict)
+    static_helpers: set = field(default_factory=set)  # helper texts added as written (add_helper)
+    _layout_names: dict = field(default_factory=dict)  # (layout, dim) -> its thread_coord name, per function
     last_location: str = ""
     # How device pointers are spelled: "coherent(device) device" in kernels whose atomics order memory
     # across programs (memory_model.device_space).
@@ -112,6 +117,11 @@ class KernelEmitter:
         """A new name of the code generator's own (a scratch pointer, an accumulator, a helper function),
         spelled `tm_` + `hint` (which may hold a user's name, for readability); never a fixed own name."""
         return self._allocate(own_spelling(hint))
+
+    @property
+    def allocated_names(self) -> frozenset:
+        """Every name fresh() and fresh_own() gave out (for msl_text.check_generated)."""
+        return frozenset(self._used_names)
 
     def _allocate(self, base: str) -> str:
         name, n = base, 0
@@ -134,6 +144,25 @@ class KernelEmitter:
             yield self.lines
         finally:
             self.lines, self.depth = saved
+
+    def add_helper(self, text: str) -> None:
+        """Adds a helper function written as it is (codegen/msl_helpers.py), once per kernel: its `tm_`
+        names are registered with msl_text.own_helper; its other names are local to it, so the identifier
+        audit of msl_text.check_generated skips it."""
+        if text not in self.helpers:
+            self.helpers.append(own_helper(text))
+            self.static_helpers.add(text)
+
+    @contextmanager
+    def function_scope(self):
+        """Emit a function's body (a noinline function, lower_calls) apart from the code around it: its
+        own lines at depth 1, its own prologue and its own thread coordinates; restored afterwards."""
+        saved = self.lines, self.depth, self.prologue, self._layout_names
+        self.lines, self.depth, self.prologue, self._layout_names = [], 1, [], {}
+        try:
+            yield
+        finally:
+            self.lines, self.depth, self.prologue, self._layout_names = saved
 
     def source_comment(self, op) -> None:
         """A comment with the kernel source line of `op`: memory accesses are what users trace."""
@@ -211,6 +240,30 @@ class KernelEmitter:
         else:
             self.emit_loop(dst.nregs, lambda i: f"{dst.name}[{i}] = {src.at(i)};")
 
+    def assign_all(self, dsts, srcs) -> None:
+        """dsts[k] = srcs[k] for all k at once (a yield may swap loop-carried values)."""
+        dst_names = {d.name for d in dsts}
+        clash = any(s.name in dst_names and s.name != d.name for d, s in zip(dsts, srcs))
+        if clash:
+            temps = []
+            for s in srcs:
+                t = Var(self.fresh_own("yielded"), s.ctype, s.nregs)
+                self.emit(f"{t.ctype} {t.name}[{t.nregs}];" if t.nregs else f"{t.ctype} {t.name};")
+                self.assign(t, s)
+                temps.append(t)
+            srcs = temps
+        for d, s in zip(dsts, srcs):
+            if d.name != s.name:
+                self.assign(d, s)
+
+    # ---- math -------------------------------------------------------------------------------
+    def math_prefix(self, element: str) -> str:
+        """The namespace of the math functions on `element` values: `fast::` or `precise::` for float, as
+        the kernel's fast-math option says; none for half (bfloat is computed in float)."""
+        if element != "f32":
+            return ""
+        return "fast::" if self.options.fast_math else "precise::"
+
     # ---- layouts --------------------------------------------------------------------------
     def thread_coord(self, layout: LinearLayout, dim: int) -> str:
         """Name of the prologue variable holding this thread's coordinate part along `dim`."""
@@ -265,4 +318,6 @@ class KernelEmitter:
         if fn is None:
             raise self.unsupported(op)
         log(2, "op mapping: %s -> %s.%s", op.name, fn.__module__.rsplit(".", 1)[-1], fn.__name__)
+        if op.name in SOURCE_COMMENTED_OPS:
+            self.source_comment(op)
         fn(self, op)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from triton_metal.codegen.msl_text import paren
+
 
 @dataclass(frozen=True)
 class LinearLayout:
@@ -49,6 +51,22 @@ class LinearLayout:
 
     def same_threads(self, other: LinearLayout) -> bool:
         return self.lane_bases == other.lane_bases and self.warp_bases == other.warp_bases
+
+
+def redundant_bits(bases) -> int:
+    """Mask of the index bits whose basis is zero: they select copies of the same element."""
+    return sum(1 << b for b, base in enumerate(bases) if not any(base))
+
+
+def linear_index(shape, coord_exprs) -> str:
+    """MSL expression of the row-major index in a tensor of `shape` of the element at `coord_exprs`
+    (one MSL expression per dimension); dimensions of size 1 are left out."""
+    terms, stride = [], 1
+    for dim in reversed(range(len(shape))):
+        if shape[dim] > 1:
+            terms.append(coord_exprs[dim] if stride == 1 else f"{paren(coord_exprs[dim])} * {stride}")
+        stride *= shape[dim]
+    return " + ".join(reversed(terms)) or "0"
 
 
 def bits_expr(var: str, bases: tuple, dim: int) -> str:

@@ -32,6 +32,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from triton_metal import abi
 from triton_metal.codegen.ir_reader import kernel_ops
 
 SEMS = ("relaxed", "acquire", "release", "acq_rel")
@@ -59,10 +60,10 @@ class MslVersion:
     device_fences: bool    # atomic_thread_fence(..., thread_scope_device) and coherent(device) buffers
 
 
-# The versions our runtimes compile with (runtime/metal_runtime.py LANGUAGE_VERSIONS), oldest first.
+# The versions our runtimes compile with (abi.MSL_VERSION_BY_MACOS), oldest first.
 MSL_VERSIONS = {v.name: v for v in (MslVersion("3.0", "13", False), MslVersion("3.1", "14", False),
                                     MslVersion("3.2", "15", True))}
-NEWEST = "3.2"
+NEWEST = abi.NEWEST_MSL_VERSION
 VERSION_ENV = "TRITON_METAL_MSL_VERSION"
 
 
@@ -74,11 +75,10 @@ def target_msl_version() -> str:
         if chosen not in MSL_VERSIONS:
             raise ValueError(f"{VERSION_ENV}={chosen!r}: use one of {', '.join(MSL_VERSIONS)}")
         return chosen
-    from triton_metal.runtime.metal_runtime import language_version_name, macos_version
-    macos = macos_version()
+    macos = abi.macos_version()
     if macos == (0, 0):  # not macOS: the simulator, which models the newest version
         return NEWEST
-    return ".".join(re.findall(r"\d+", language_version_name(macos))[:2])
+    return abi.msl_version_for_macos(macos)
 
 
 def msl_version(options) -> MslVersion:

@@ -1,7 +1,10 @@
 """Tables from TTGIR op to MSL text, in the spirit of tinygrad's renderers.
 
 Templates use ``{0}``, ``{1}``, ... for operands and ``{u0}``, ``{u1}`` for operands cast to the
-unsigned type of the same width (for the ops whose meaning depends on the sign).
+unsigned type of the same width (for the ops whose meaning depends on the sign). The ops here are
+lowered by their table (codegen/ops/lower_elementwise.py), except CONTRACTIBLE; ops whose Triton
+semantics need more than one operator (integer division, float division, float -> int casts,
+narrowing float conversions) are not in the tables: codegen/ops/lower_numeric.py, lower_rounding.py.
 """
 from __future__ import annotations
 
@@ -11,10 +14,6 @@ BINARY = {
     "arith.addf": "{0} + {1}", "arith.addi": "{0} + {1}",
     "arith.subf": "{0} - {1}", "arith.subi": "{0} - {1}",
     "arith.mulf": "{0} * {1}", "arith.muli": "{0} * {1}",
-    # Triton's `/` on floats is not correctly rounded on CUDA either; div_rn is the precise one.
-    "arith.divf": "{0} / {1}",
-    "arith.divsi": "{0} / {1}", "arith.divui": "{u0} / {u1}",
-    "arith.remsi": "{0} % {1}", "arith.remui": "{u0} % {u1}",
     "arith.remf": "{f}fmod({0}, {1})",
     "arith.andi": "{0} & {1}", "arith.ori": "{0} | {1}", "arith.xori": "{0} ^ {1}",
     "arith.shli": "{0} << {1}", "arith.shrsi": "{0} >> {1}", "arith.shrui": "{u0} >> {u1}",
@@ -28,6 +27,11 @@ BINARY = {
     "arith.maxui": "max({u0}, {u1})", "arith.minui": "min({u0}, {u1})",
     "tt.addptr": "{0} + {1}",
 }
+
+# Float add, subtract and multiply are lowered by codegen/ops/lower_contraction.py, which writes a*b+c as
+# one fma() when the kernel allows fusion; their BINARY templates are the unfused spelling (which it, and
+# the combine functions of reductions, use).
+CONTRACTIBLE = ("arith.addf", "arith.subf", "arith.mulf")
 
 # Triton's integer arithmetic wraps, but signed overflow is undefined in MSL (C++ rules) and Apple's
 # optimiser may assume it never happens (`x + 1 > x` folds to true). 32- and 64-bit signed operands
@@ -84,11 +88,11 @@ CMPF = {
     12: "!({0} > {1})", 13: "{0} != {1}", 14: "(isnan({0}) || isnan({1}))", 15: "true",
 }
 
-# Casts: `{T}` is the result type, `{U}` the unsigned type of the operand.
+# Casts: `{T}` is the result type, `{U}` the unsigned type of the operand. (Float -> integer casts
+# saturate: lower_numeric; arith.truncf rounds as Triton says: lower_rounding.)
 CASTS = {
-    "arith.extf": "{T}({0})", "arith.truncf": "{T}({0})",
+    "arith.extf": "{T}({0})",
     "arith.sitofp": "{T}({0})", "arith.uitofp": "{T}({U}({0}))",
-    "arith.fptosi": "{T}({0})", "arith.fptoui": "{T}({0})",
     "arith.extsi": "{T}({0})", "arith.extui": "{T}({U}({0}))", "arith.trunci": "{T}({0})",
     "arith.index_cast": "{T}({0})", "arith.index_castui": "{T}({U}({0}))",
     "arith.bitcast": "as_type<{T}>({0})", "tt.bitcast": "as_type<{T}>({0})",
@@ -105,7 +109,7 @@ CASTS = {
 BFLOAT_AS_WRITTEN = {
     "arith.addf", "arith.subf", "arith.mulf", "arith.divf", "arith.negf",  # operators
     "arith.select", "arith.cmpf",  # `c ? a : b`, comparisons (lower_cmpf: the ord/uno ones call isnan)
-    *CASTS, "tt.fp_to_fp", "arith.fptosi", "arith.fptoui",  # explicit conversions
+    *CASTS, "arith.truncf", "tt.fp_to_fp", "arith.fptosi", "arith.fptoui",  # explicit conversions
     "tt.extern_elementwise",  # libdevice: float32 arguments, or a bfloat helper of its own (nextafter)
 }
 # Every other op with a bf16 operand or result (fmax, fmin, fabs, fma, fmod, floor, ceil, exp, the

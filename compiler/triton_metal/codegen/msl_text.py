@@ -73,6 +73,22 @@ def comment(text: str) -> str:
     return f"// {comment_text(text)}"
 
 
+def paren(expr: str) -> str:
+    """`expr` (generated MSL) as an operand of a binary operator: wrapped unless atomic or already wrapped."""
+    if re.fullmatch(r"[A-Za-z0-9_.\[\]]+", expr):
+        return expr
+    if expr.startswith("(") and expr.endswith(")"):
+        depth = 0
+        for k, ch in enumerate(expr):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and k < len(expr) - 1:
+                break
+        else:
+            return expr
+    return f"({expr})"
+
+
 def _spell(ch: str) -> str:
     if ch.isascii():
         return ch if ch.isalnum() or ch == "_" else "_"

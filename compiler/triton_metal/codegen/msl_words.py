@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from itertools import product
 
+from triton_metal.abi import MLX_INPUT_PREFIX, MLX_KERNEL_ATTRIBUTES, MLX_OUTPUT_PREFIX
 from triton_metal.codegen.msl_builtin_names import MODEL_MACROS, MODEL_NAMES
 
 
@@ -137,26 +138,10 @@ RESERVED_WORDS = CXX_KEYWORDS | MSL_KEYWORDS | NAMESPACES | MSL_MACROS | METAL_S
 OWN_PREFIX = "tm_"
 
 # mx.fast.metal_kernel writes the kernel signature itself and adds one parameter for every Metal
-# attribute whose name occurs in the body *as a substring* (comments included), with this type:
-# the table and the `source.find(attr)` loop of `metal_kernel` in MLX's
-# mlx/backend/metal/custom_kernel.cpp (ml-explore/mlx). These are also all the attributes of kernel
-# function inputs the MSL specification lists (5.2.3.6 Kernel Function Input Attributes).
-MLX_ATTRIBUTES = {
-    "dispatch_quadgroups_per_threadgroup": "uint", "dispatch_simdgroups_per_threadgroup": "uint",
-    "dispatch_threads_per_threadgroup": "uint3", "grid_origin": "uint3", "grid_size": "uint3",
-    "quadgroup_index_in_threadgroup": "uint", "quadgroups_per_threadgroup": "uint",
-    "simdgroup_index_in_threadgroup": "uint", "simdgroups_per_threadgroup": "uint", "thread_execution_width": "uint",
-    "thread_index_in_quadgroup": "uint", "thread_index_in_simdgroup": "uint", "thread_index_in_threadgroup": "uint",
-    "thread_position_in_grid": "uint3", "thread_position_in_threadgroup": "uint3",
-    "threadgroup_position_in_grid": "uint3", "threadgroups_per_grid": "uint3", "threads_per_grid": "uint3",
-    "threads_per_simdgroup": "uint", "threads_per_threadgroup": "uint3",
-}
-
-# The names the MLX runtime gives its inputs and outputs (mlx_in<slot>, mlx_out<slot>). MLX also adds
-# `<input>_shape`, `<input>_strides` and `<input>_ndim` parameters when the body contains those
-# strings (same file, `shape_infos`): no name we emit may contain these prefixes either.
-MLX_INPUT_PREFIX = "mlx_in"
-MLX_OUTPUT_PREFIX = "mlx_out"
+# attribute whose name occurs in the body *as a substring* (comments included): MLX's table
+# (abi.MLX_KERNEL_ATTRIBUTES), name -> type. These are also all the attributes of kernel function
+# inputs the MSL specification lists (abi.KERNEL_BUILTINS).
+MLX_ATTRIBUTES = dict(MLX_KERNEL_ATTRIBUTES)
 
 # Substrings no identifier or comment the code generator emits may contain.
 FORBIDDEN_SUBSTRINGS = (*MLX_ATTRIBUTES, MLX_INPUT_PREFIX, MLX_OUTPUT_PREFIX)

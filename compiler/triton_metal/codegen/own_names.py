@@ -8,9 +8,10 @@ pointer, an accumulator array, a helper function) are allocated instead: KernelE
 """
 from __future__ import annotations
 
+from triton_metal import abi
 from triton_metal.codegen.msl_text import own
 
-# Kernel parameters (codegen.BUILTINS) and kernel-scope state.
+# Kernel parameters (BUILTINS) and kernel-scope state.
 PROGRAM_ID = own("program_id")      # [[threadgroup_position_in_grid]]
 NUM_PROGRAMS = own("num_programs")  # [[threadgroups_per_grid]]
 LANE = own("lane")                  # [[thread_index_in_simdgroup]]
@@ -37,3 +38,13 @@ POLLS = own("polls")   # tl.atomic_poll: the polls the timeout allows
 ACC = own("acc")  # combine functions: the accumulators, folded into in place
 X = own("x")      # combine and map functions: the operands
 R = own("r")      # map functions: the results
+
+# The builtin parameters every kernel receives (abi.GENERATED_BUILTINS: attribute and type), by the
+# names the generated code reads them with, as the kernel's signature declares them.
+BUILTIN_NAMES = {
+    "threadgroup_position_in_grid": PROGRAM_ID,
+    "threadgroups_per_grid": NUM_PROGRAMS,
+    "thread_index_in_simdgroup": LANE,
+    "simdgroup_index_in_threadgroup": SIMD,
+}
+BUILTINS = tuple(f"{ctype} {BUILTIN_NAMES[attribute]} [[{attribute}]]" for attribute, ctype in abi.GENERATED_BUILTINS)

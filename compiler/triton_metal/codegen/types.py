@@ -13,6 +13,9 @@ MSL_UNSIGNED = {"i1": "bool", "i8": "uchar", "i16": "ushort", "i32": "uint", "i6
 BITWIDTH = {"i1": 1, "i8": 8, "i16": 16, "i32": 32, "i64": 64, "f16": 16, "bf16": 16, "f32": 32, "f64": 64,
             "index": 64}
 FLOATS = {"f16", "bf16", "f32", "f64"}
+# MSL scalar type -> its size in bytes (pointers: 8).
+SIZES = {"bool": 1, "char": 1, "uchar": 1, "short": 2, "ushort": 2, "half": 2, "bfloat": 2,
+         "int": 4, "uint": 4, "float": 4, "long": 8, "ulong": 8}
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,11 @@ def msl_type_of_signature(ty: str) -> str:
     if ty.startswith("*"):
         return f"device {msl_type_of_signature(ty[1:])}*"
     return names[ty]
+
+
+def sizeof(ctype: str) -> int:
+    """The size in bytes of a value of MSL type `ctype` (a scalar or a pointer)."""
+    return 8 if ctype.endswith("*") else SIZES[ctype]
 
 
 def threadgroup_pointer(ctype: str) -> str:

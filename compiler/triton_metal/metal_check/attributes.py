@@ -4,42 +4,19 @@ clang ignores attributes it does not know (``[[buffer(0)]]`` is only a warning),
 and validated here, in Python, and replaced by spaces before clang parses the text (same columns,
 same lines). The table is MSL 3.1's section 5.2.3.6, "Kernel Function Input Attributes"; buffer
 and threadgroup indices come from 5.2.1, "Locating Buffer, Texture, and Sampler Arguments" (the
-argument tables have 31 entries, indices 0-30).
+argument tables have 31 entries, indices 0-30). Both tables are abi's; kernels and their parameter
+lists are found by msl_signature, the reader the simulator uses too.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-MAX_BINDING_INDEX = 30  # [[buffer(0)]] ... [[buffer(30)]]; the same for [[threadgroup(n)]]
-
-_SCALARS = ("uint", "ushort")
-_VECTORS = ("uint", "uint2", "uint3", "ushort", "ushort2", "ushort3")
-_GRID = ("uint", "uint2", "uint3")
+from triton_metal import abi
+from triton_metal.msl_signature import kernel_signatures, split_top_level
 
 # attribute -> parameter types it accepts (MSL 3.1, Table 5.8, kernel function input attributes).
-KERNEL_INPUT_ATTRIBUTES = {
-    "dispatch_quadgroups_per_threadgroup": _SCALARS,
-    "dispatch_simdgroups_per_threadgroup": _SCALARS,
-    "dispatch_threads_per_threadgroup": _VECTORS,
-    "grid_origin": _GRID,
-    "grid_size": _GRID,
-    "quadgroup_index_in_threadgroup": _SCALARS,
-    "quadgroups_per_threadgroup": _SCALARS,
-    "simdgroup_index_in_threadgroup": _SCALARS,
-    "simdgroups_per_threadgroup": _SCALARS,
-    "thread_execution_width": _SCALARS,
-    "thread_index_in_quadgroup": _SCALARS,
-    "thread_index_in_simdgroup": _SCALARS,
-    "thread_index_in_threadgroup": _SCALARS,
-    "thread_position_in_grid": _VECTORS,
-    "thread_position_in_threadgroup": _VECTORS,
-    "threadgroup_position_in_grid": _VECTORS,
-    "threadgroups_per_grid": _VECTORS,
-    "threads_per_grid": _VECTORS,
-    "threads_per_simdgroup": _SCALARS,
-    "threads_per_threadgroup": _VECTORS,
-}
+KERNEL_INPUT_ATTRIBUTES = abi.KERNEL_BUILTIN_TYPES
 
 # 5.2.3.6: "If [these] are vector types, the number of components need to match"; and the pairs
 # below must use the same element type (uint or ushort).
@@ -53,7 +30,6 @@ SAME_ELEMENT = (("thread_position_in_grid", "threads_per_grid"),
 FUNCTION_ATTRIBUTES = {"kernel", "max_total_threads_per_threadgroup", "host_name"}
 
 _ATTRIBUTE = re.compile(r"\[\[\s*(?P<name>\w+)\s*(?:\((?P<args>[^()\]]*)\))?\s*\]\]")
-_KERNEL = re.compile(r"(?:\bkernel\b|\[\[\s*kernel\s*\]\])\s+void\s+(?P<name>\w+)\s*\(")
 
 
 @dataclass(frozen=True)
@@ -83,19 +59,13 @@ def blank_attributes(source: str) -> str:
     return _ATTRIBUTE.sub(blank, source)
 
 
-def _split_params(text: str, start: int):
-    """(segment, offset) per parameter: commas at bracket depth 0 separate parameters."""
-    depth, begin = 0, 0
-    for k, ch in enumerate(text):
-        if ch in "([<":
-            depth += 1
-        elif ch in ")]>":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            yield text[begin:k], start + begin
-            begin = k + 1
-    if text[begin:].strip():
-        yield text[begin:], start + begin
+def _split_params(source: str, start: int, end: int):
+    """(segment, offset) per parameter of ``source[start:end]``: commas outside (), [] and <> separate
+    parameters; a blank last segment (a trailing comma, an empty list) is none."""
+    spans = split_top_level(source, start, end, opens="([<")
+    if not source[spans[-1][0]:spans[-1][1]].strip():
+        spans.pop()
+    return [(source[a:b], a) for a, b in spans]
 
 
 def _parse_param(segment: str, offset: int) -> Param:
@@ -112,15 +82,13 @@ def _parse_param(segment: str, offset: int) -> Param:
 def kernel_params(source: str, kernel_name: str | None = None):
     """[(kernel name, [Param, ...], offset of the kernel)] for the kernels in ``source``."""
     kernels = []
-    for m in _KERNEL.finditer(source):
-        if kernel_name and m.group("name") != kernel_name:
+    for k in kernel_signatures(source):
+        if kernel_name and k.name != kernel_name:
             continue
-        depth, k = 1, m.end()
-        while k < len(source) and depth:
-            depth += {"(": 1, ")": -1}.get(source[k], 0)
-            k += 1
-        params = [_parse_param(seg, off) for seg, off in _split_params(source[m.end():k - 1], m.end())]
-        kernels.append((m.group("name"), params, m.start()))
+        # An unclosed list runs to the end of the source, its last character excluded (as the `)` would be).
+        close = k.close_paren if k.close_paren is not None else len(source) - 1
+        params = [_parse_param(seg, off) for seg, off in _split_params(source, k.open_paren + 1, close)]
+        kernels.append((k.name, params, k.start))
     return kernels
 
 
@@ -185,10 +153,10 @@ def _check_binding(p: Param, where: str, slots: dict) -> list:
     if p.args is None or not p.args.strip().isdigit():
         problems.append(Problem(p.offset, f"{where}: [[{p.attribute}(n)]] needs an integer index"))
         return problems
-    index = int(p.args)
-    if index > MAX_BINDING_INDEX:
+    index, slots_in_table = int(p.args), abi.ARGUMENT_TABLE_SLOTS[p.attribute]
+    if index >= slots_in_table:
         problems.append(Problem(p.offset, f"{where}: [[{p.attribute}({index})]]: the argument table has indices "
-                                          f"0-{MAX_BINDING_INDEX} only"))
+                                          f"0-{slots_in_table - 1} only"))
     key = (p.attribute, index)
     if key in slots:
         problems.append(Problem(p.offset, f"{where}: [[{p.attribute}({index})]] is already used by "

@@ -1,6 +1,6 @@
 """The complete MSL source ``mx.fast.metal_kernel`` builds from one of our kernels: emulated from
-MLX's own code (ml-explore/mlx, mlx/fast.cpp / mlx/backend/metal/custom_kernel.cpp, ``metal_kernel``
-and ``write_signature``), so the front-end check sees what Apple's compiler gets under MLX.
+MLX's own code (ml-explore/mlx, mlx/backend/common/metal_kernel.cpp in MLX 0.32, mlx/fast.cpp before:
+``metal_kernel`` and ``write_signature``), so the front-end check sees what Apple's compiler gets under MLX.
 
 MLX takes only a body and a header (our runtime splits the kernel: runtime/mlx_runtime.py) and
 writes the signature itself:
@@ -24,6 +24,7 @@ writes the signature itself:
 """
 from __future__ import annotations
 
+from triton_metal.abi import MLX_KERNEL_ATTRIBUTES
 from triton_metal.errors import MetalError
 from triton_metal.runtime import mlx_runtime
 
@@ -35,19 +36,6 @@ MLX_TYPE_STRINGS = {
     "int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
     "uint8": "uint8_t", "uint16": "uint16_t", "uint32": "uint32_t", "uint64": "uint64_t",
 }
-
-# Metal attributes MLX declares by name (mlx/fast.cpp, metal_kernel: `metal_attributes`), in order.
-MLX_METAL_ATTRIBUTES = (
-    ("dispatch_quadgroups_per_threadgroup", "uint"), ("dispatch_simdgroups_per_threadgroup", "uint"),
-    ("dispatch_threads_per_threadgroup", "uint3"), ("grid_origin", "uint3"), ("grid_size", "uint3"),
-    ("quadgroup_index_in_threadgroup", "uint"), ("quadgroups_per_threadgroup", "uint"),
-    ("simdgroup_index_in_threadgroup", "uint"), ("simdgroups_per_threadgroup", "uint"),
-    ("thread_execution_width", "uint"), ("thread_index_in_quadgroup", "uint"),
-    ("thread_index_in_simdgroup", "uint"), ("thread_index_in_threadgroup", "uint"),
-    ("thread_position_in_grid", "uint3"), ("thread_position_in_threadgroup", "uint3"),
-    ("threadgroup_position_in_grid", "uint3"), ("threadgroups_per_grid", "uint3"),
-    ("threads_per_grid", "uint3"), ("threads_per_simdgroup", "uint"), ("threads_per_threadgroup", "uint3"),
-)
 
 # The part of MLX's preamble the generated signature relies on (its utils.h / bf16.h).
 MLX_PREAMBLE = ("#include <metal_stdlib>\n"
@@ -69,7 +57,8 @@ def default_output_slots(kernel) -> tuple:
 
 
 def mlx_attributes(body: str) -> list:
-    return [f"  {dtype} {attr} [[{attr}]]" for attr, dtype in MLX_METAL_ATTRIBUTES if attr in body]
+    """MLX's attribute parameters for ``body``: one per attribute whose name occurs in it (abi's table)."""
+    return [f"  {dtype} {attr} [[{attr}]]" for attr, dtype in MLX_KERNEL_ATTRIBUTES if attr in body]
 
 
 def write_signature(name: str, header: str, body: str, inputs: list, outputs: list) -> str:

@@ -1,54 +1,53 @@
-"""Device runtimes: one small interface, several implementations.
+"""Device runtimes: one contract (``runtime.base.Runtime``), several implementations.
 
-``compile(msl, kernel_name) -> pipeline``, ``launch(pipeline, grid, threadgroup, buffers)``,
-``synchronize()``. ``sim`` runs the MSL on the CPU (Linux, CI); ``metal`` runs it on an Apple GPU
-(PyObjC, torch ``mps`` tensors, numpy); ``mlx`` runs it on an Apple GPU through MLX (``mx.array``).
-``TRITON_METAL_DEVICE=sim|metal|mlx|auto`` picks one (auto: metal where there is a usable Apple GPU,
-else sim; mlx only when asked for).
+``sim`` runs the MSL on the CPU (Linux, CI); ``metal`` runs it on an Apple GPU (PyObjC, torch
+``mps`` tensors, numpy); ``mlx`` runs it on an Apple GPU through MLX (``mx.array``).
+``TRITON_METAL_DEVICE=sim|metal|mlx|auto`` picks one (auto: the first of ``AUTO`` this machine can
+run: metal where there is a usable Apple GPU, else sim; mlx only when asked for). A process has one
+runtime, created on first use (``get_runtime``).
+
+Adding a runtime: its module, implementing ``Runtime``, and one line in ``RUNTIMES``.
 """
 from __future__ import annotations
 
 import functools
 import os
-import platform
 
 from triton_metal.errors import MetalError
+from triton_metal.runtime.base import Capabilities, Runtime
+from triton_metal.runtime.metal_runtime import MetalRuntime
+from triton_metal.runtime.mlx_runtime import MLXRuntime
+from triton_metal.runtime.sim_runtime import SimRuntime
 
-DEVICES = ("auto", "sim", "metal", "mlx")
+# TRITON_METAL_DEVICE value -> the runtime it creates.
+RUNTIMES: dict[str, type[Runtime]] = {
+    "sim": SimRuntime,
+    "metal": MetalRuntime,
+    "mlx": MLXRuntime,
+}
+AUTO = ("metal", "sim")  # what TRITON_METAL_DEVICE=auto tries, in order
+
+__all__ = ["AUTO", "RUNTIMES", "Capabilities", "Runtime", "created_runtime", "get_runtime", "requested_device"]
 
 
 def requested_device() -> str:
+    """``TRITON_METAL_DEVICE``: ``auto`` or a name in ``RUNTIMES``."""
     device = os.environ.get("TRITON_METAL_DEVICE", "auto").strip().lower() or "auto"
-    if device not in DEVICES:
-        raise MetalError(f"TRITON_METAL_DEVICE={device!r} is not one of {', '.join(DEVICES)}")
+    if device != "auto" and device not in RUNTIMES:
+        raise MetalError(f"TRITON_METAL_DEVICE={device!r} is not one of {', '.join(('auto', *RUNTIMES))}")
     return device
 
 
 @functools.lru_cache(None)
-def get_runtime():
+def get_runtime() -> Runtime:
+    """This process's runtime, created on the first call (which may open the device)."""
     device = requested_device()
     if device == "auto":
-        device = "metal" if platform.system() == "Darwin" and _metal_available() else "sim"
-    if device == "metal":
-        from triton_metal.runtime.metal_runtime import MetalRuntime
-        return MetalRuntime()
-    if device == "mlx":
-        from triton_metal.runtime.mlx_runtime import MLXRuntime
-        return MLXRuntime()
-    from triton_metal.runtime.sim_runtime import SimRuntime
-    return SimRuntime()
+        device = next(name for name in AUTO if RUNTIMES[name].available())
+    return RUNTIMES[device]()
 
 
-def _metal_available() -> bool:
-    try:
-        from triton_metal.runtime.metal_runtime import metal_device_available
-    except ImportError:
-        return False
-    return metal_device_available()
-
-
-def clear_cache() -> dict:
-    """Release every compiled kernel this process holds (pipelines, simulator libraries, Triton's
-    per-function kernel caches); the on-disk caches stay. See ``triton_metal.cache.clear_in_process``."""
-    from triton_metal.cache import clear_in_process
-    return clear_in_process()
+def created_runtime() -> Runtime | None:
+    """The runtime ``get_runtime`` created, or None when none was: for code that must not open a device
+    just to ask (releasing pipelines, fork checks)."""
+    return get_runtime() if get_runtime.cache_info().currsize else None

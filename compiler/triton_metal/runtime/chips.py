@@ -3,13 +3,13 @@
 Two tables:
 
 * ``CHIPS``: one row per GPU generation (M1 ... M5): the Metal GPU family and the limits codegen
-  relies on. Apple documents the same limits for every family in the Metal Feature Set Tables:
-  1024 threads per threadgroup, 32 KiB threadgroup memory, SIMD width 32.
+  relies on. Apple documents the same limits for every family in the Metal Feature Set Tables
+  (``triton_metal.abi``: 1024 threads per threadgroup, 32 KiB threadgroup memory, SIMD width 32).
 * ``CHIP_CONFIGS``: one row per shipped configuration (variant x GPU core count): peak DRAM
   bandwidth and FP32 peak, each with its public source. ``None`` means Apple has not published
   the figure (we never fill a gap with an estimate): the benchmarks then report no peak fraction.
 
-The Metal runtime identifies the chip (``metal_runtime.detect_chip``: Metal device name, else
+The Metal and MLX runtimes identify the chip (``detect_chip``: Metal device name, else
 ``sysctl machdep.cpu.brand_string``; IORegistry ``gpu-core-count``). ``ChipIdentity`` turns that into
 the benchmark baseline folder id: binned parts of one variant differ in cores and sometimes in
 bandwidth, so the id carries the core count (``apple-m2-pro-19c``). Off Apple GPUs the benchmarks
@@ -22,17 +22,21 @@ import os
 import platform
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from triton_metal import abi
+from triton_metal.debug import log
+from triton_metal.errors import MetalNotSupportedError
 
 
 @dataclass(frozen=True)
 class Chip:
     id: str
     metal_family: str
-    max_threads_per_threadgroup: int = 1024
-    max_threadgroup_memory: int = 32 * 1024
-    simd_width: int = 32
-    buffer_argument_slots: int = 31
+    max_threads_per_threadgroup: int = abi.MAX_THREADS_PER_THREADGROUP
+    max_threadgroup_memory: int = abi.MAX_THREADGROUP_MEMORY
+    simd_width: int = abi.SIMD_WIDTH
+    buffer_argument_slots: int = abi.BUFFER_SLOTS
     supports_bfloat: bool = False  # native `bfloat` needs Metal 3.1 (Apple7+ with macOS 14)
     # simdgroup_matrix (8x8 multiply-accumulate): Apple7 and later (Metal Feature Set Tables, MSL 2.3).
     supports_simdgroup_matrix: bool = True
@@ -209,3 +213,66 @@ def simulator_baseline_id(system: str | None = None, machine: str | None = None,
     is the CPU's), e.g. ``linux-x86_64-sim-intel-xeon-processor``."""
     host = f"{(system or platform.system()).lower()}-{(machine or platform.machine()).lower()}"
     return f"{host}-sim-{cpu_slug(cpu or host_cpu_model())}"
+
+
+# ---- which chip this machine has (pure parsers, unit-tested with recorded outputs) ----------------
+
+_APPLE_CHIP = re.compile(r"\bApple\s+(M\d+)(?:\s+(Pro|Max|Ultra))?\b", re.IGNORECASE)
+_GPU_CORES = re.compile(r'"gpu-core-count"\s*=\s*(\d+)')
+
+
+def chip_id_from_name(name: str) -> str | None:
+    """``"Apple M2 Pro"`` (sysctl machdep.cpu.brand_string or MTLDevice.name) -> ``"apple-m2-pro"``."""
+    m = _APPLE_CHIP.search(name or "")
+    if m is None:
+        return None
+    return "-".join(["apple", m.group(1).lower()] + ([m.group(2).lower()] if m.group(2) else []))
+
+
+def gpu_core_count_from_ioreg(ioreg_output: str) -> int | None:
+    """The ``"gpu-core-count" = N`` entry of ``ioreg -l`` (the AGX accelerator node)."""
+    m = _GPU_CORES.search(ioreg_output or "")
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class DetectedChip:
+    id: str  # baselines/<id>/ and the Triton target arch, e.g. apple-m2-pro
+    chip: Chip
+    gpu_cores: int | None
+    source: str  # what the id was read from
+
+
+def _run(args: list) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=20, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def detect_chip(device_name: str | None = None, brand_string: str | None = None, ioreg_output: str | None = None,
+                run=_run) -> DetectedChip:
+    """Which Apple chip this is: the Metal device name, else ``sysctl -n machdep.cpu.brand_string``;
+    GPU cores from ``ioreg -l``. Outputs not given are read by running the commands (macOS only)."""
+    source = "Metal device name"
+    chip_id = chip_id_from_name(device_name or "")
+    if chip_id is None:
+        if brand_string is None:
+            brand_string = run(["sysctl", "-n", "machdep.cpu.brand_string"])
+        chip_id, source = chip_id_from_name(brand_string), "sysctl machdep.cpu.brand_string"
+    if chip_id is None:
+        raise MetalNotSupportedError(
+            f"cannot tell which Apple GPU this is (Metal device {device_name!r}, CPU {brand_string!r}): the Metal "
+            "runtime supports Apple Silicon (M1 and later). Use TRITON_METAL_DEVICE=sim to run on the CPU.")
+    if ioreg_output is None:
+        ioreg_output = run(["ioreg", "-l"])
+    try:
+        info = chip(chip_id)
+    except ValueError:
+        # A chip newer than our table: every Apple GPU family shares the limits the table holds.
+        newest = list(CHIPS.values())[-1]
+        log(1, "chip %s is not in triton-metal's chip table; using the limits of %s", chip_id, newest.id)
+        info = replace(newest, id=chip_id)
+    else:
+        info = replace(info, id=chip_id)
+    return DetectedChip(chip_id, info, gpu_core_count_from_ioreg(ioreg_output), source)

@@ -37,10 +37,10 @@ import os
 import platform
 import re
 import struct
-import subprocess
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from triton_metal.debug import log
+from triton_metal import abi
+from triton_metal.debug import dump_shader, log
 from triton_metal.errors import (
     MetalCompileError,
     MetalError,
@@ -49,70 +49,8 @@ from triton_metal.errors import (
     ThreadsPerThreadgroupError,
 )
 from triton_metal.numerics import MathMode
-from triton_metal.runtime.chips import CHIPS, Chip, chip
-
-# ---- chip identification (pure parsers, unit-tested with recorded outputs) -------------------
-
-_APPLE_CHIP = re.compile(r"\bApple\s+(M\d+)(?:\s+(Pro|Max|Ultra))?\b", re.IGNORECASE)
-_GPU_CORES = re.compile(r'"gpu-core-count"\s*=\s*(\d+)')
-
-
-def chip_id_from_name(name: str) -> str | None:
-    """``"Apple M2 Pro"`` (sysctl machdep.cpu.brand_string or MTLDevice.name) -> ``"apple-m2-pro"``."""
-    m = _APPLE_CHIP.search(name or "")
-    if m is None:
-        return None
-    return "-".join(["apple", m.group(1).lower()] + ([m.group(2).lower()] if m.group(2) else []))
-
-
-def gpu_core_count_from_ioreg(ioreg_output: str) -> int | None:
-    """The ``"gpu-core-count" = N`` entry of ``ioreg -l`` (the AGX accelerator node)."""
-    m = _GPU_CORES.search(ioreg_output or "")
-    return int(m.group(1)) if m else None
-
-
-@dataclass(frozen=True)
-class DetectedChip:
-    id: str  # baselines/<id>/ and the Triton target arch, e.g. apple-m2-pro
-    chip: Chip
-    gpu_cores: int | None
-    source: str  # what the id was read from
-
-
-def _run(args: list) -> str:
-    try:
-        return subprocess.run(args, capture_output=True, text=True, timeout=20, check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def detect_chip(device_name: str | None = None, brand_string: str | None = None, ioreg_output: str | None = None,
-                run=_run) -> DetectedChip:
-    """Which Apple chip this is: the Metal device name, else ``sysctl -n machdep.cpu.brand_string``;
-    GPU cores from ``ioreg -l``. Outputs not given are read by running the commands (macOS only)."""
-    source = "Metal device name"
-    chip_id = chip_id_from_name(device_name or "")
-    if chip_id is None:
-        if brand_string is None:
-            brand_string = run(["sysctl", "-n", "machdep.cpu.brand_string"])
-        chip_id, source = chip_id_from_name(brand_string), "sysctl machdep.cpu.brand_string"
-    if chip_id is None:
-        raise MetalNotSupportedError(
-            f"cannot tell which Apple GPU this is (Metal device {device_name!r}, CPU {brand_string!r}): the Metal "
-            "runtime supports Apple Silicon (M1 and later). Use TRITON_METAL_DEVICE=sim to run on the CPU.")
-    if ioreg_output is None:
-        ioreg_output = run(["ioreg", "-l"])
-    try:
-        info = chip(chip_id)
-    except ValueError:
-        # A chip newer than our table: every Apple GPU family shares the limits the table holds.
-        newest = list(CHIPS.values())[-1]
-        log(1, "chip %s is not in triton-metal's chip table; using the limits of %s", chip_id, newest.id)
-        info = replace(newest, id=chip_id)
-    else:
-        info = replace(info, id=chip_id)
-    return DetectedChip(chip_id, info, gpu_core_count_from_ioreg(ioreg_output), source)
-
+from triton_metal.runtime.base import Capabilities, Runtime
+from triton_metal.runtime.chips import DetectedChip, detect_chip
 
 # ---- the Metal API (PyObjC), imported lazily so Linux never needs it ---------------------------
 
@@ -136,25 +74,12 @@ def metal_device_available() -> bool:
     return Metal.MTLCreateSystemDefaultDevice() is not None
 
 
-def macos_version() -> tuple:
-    release = platform.mac_ver()[0]
-    return tuple(int(p) for p in release.split(".")[:2]) if release else (0, 0)
-
-
-# Metal Shading Language version per macOS (oldest first): 3.1 brings `bfloat` (macOS 14), 3.2 device-scope
-# fences and coherent(device) buffers (macOS 15), which atomics ordering memory across programs need
-# (codegen/memory_model.py generates for the same version). Pinned explicitly rather than left to the OS
-# default, so a kernel means the same on every macOS; PyTorch and MLX pick 3.2 on macOS 15 too.
-LANGUAGE_VERSIONS = (((13, 0), "MTLLanguageVersion3_0"), ((14, 0), "MTLLanguageVersion3_1"),
-                     ((15, 0), "MTLLanguageVersion3_2"))
-
-
 def language_version_name(macos: tuple) -> str:
-    chosen = LANGUAGE_VERSIONS[0][1]
-    for minimum, name in LANGUAGE_VERSIONS:
-        if macos >= minimum:
-            chosen = name
-    return chosen
+    """The MTLLanguageVersion the runtime compiles with on ``macos``: the MSL version of
+    ``abi.MSL_VERSION_BY_MACOS`` (3.1 brings `bfloat`, 3.2 device-scope fences and coherent(device)
+    buffers), which codegen generates for too. Pinned explicitly rather than left to the OS default, so a
+    kernel means the same on every macOS; PyTorch and MLX pick 3.2 on macOS 15 too."""
+    return "MTLLanguageVersion" + abi.msl_version_for_macos(macos).replace(".", "_")
 
 
 TORCH_FAST_MATH_ENV = "PYTORCH_MPS_FAST_MATH"  # read by PyTorch's MetalShaderLibrary::compileLibrary
@@ -171,24 +96,6 @@ def check_torch_math_mode(msl: str, kernel_name: str, language_version: str, env
                          "so torch.mps.compile_shader would compile it with fast math, and before MSL 3.2 "
                          f"(macOS 15) the kernel cannot say otherwise: unset {TORCH_FAST_MATH_ENV}, or compile "
                          "the kernel with fast_math=True (TRITON_METAL_FAST_MATH=1)")
-
-
-def shader_dump_dir() -> str:
-    from triton_metal import debug
-    if hasattr(debug, "get_option"):
-        return os.path.expanduser(debug.get_option("shader_dump_dir"))
-    return os.path.expanduser(os.environ.get("TRITON_METAL_SHADER_DUMP_DIR") or "~/.triton/metal/shaders")
-
-
-def dump_msl(kernel_name: str, msl: str) -> str:
-    """Write ``msl`` to ``<dump dir>/<kernel>-<sha256 prefix>.metal`` and return the path."""
-    digest = hashlib.sha256(msl.encode()).hexdigest()[:16]
-    directory = shader_dump_dir()
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"{re.sub(r'[^A-Za-z0-9_.-]', '_', kernel_name)}-{digest}.metal")
-    with open(path, "w") as f:
-        f.write(msl)
-    return path
 
 
 def _error_text(error) -> str:
@@ -286,10 +193,12 @@ def torch_launch_arguments(buffers: dict, grid, threadgroup, null_tensor=None):
     return args, threads, list(threadgroup)
 
 
-class MetalRuntime:
+class MetalRuntime(Runtime):
     name = "metal"
-    simulated = False
-    torch_device = "mps"
+
+    @classmethod
+    def available(cls) -> bool:
+        return metal_device_available()
 
     def __init__(self, metal=None, chip_info: DetectedChip | None = None, macos: tuple | None = None):
         """``metal`` is the PyObjC ``Metal`` module (tests pass a fake); the rest is detected."""
@@ -301,10 +210,12 @@ class MetalRuntime:
                 "13.5+ on Apple Silicon, outside a VM without GPU access. GitHub-hosted macOS runners have no usable "
                 "Metal GPU. Use TRITON_METAL_DEVICE=sim to run kernels on the CPU.")
         detected = chip_info or detect_chip(device_name=str(self.device.name()))
-        self.chip = detected.chip
-        self.gpu_cores = detected.gpu_cores
         self.recommended_working_set_bytes = int(self.device.recommendedMaxWorkingSetSize())
-        self.language_version = language_version_name(macos if macos is not None else macos_version())
+        self.capabilities = Capabilities(
+            simulated=False, torch_device="mps", chip=detected.chip, gpu_cores=detected.gpu_cores,
+            device_memory_bytes=self.recommended_working_set_bytes, fork_safe=False, numpy_buffers=True,
+            shared_memory_arrays=True)
+        self.language_version = language_version_name(macos if macos is not None else abi.macos_version())
         self.queue = self.device.newCommandQueue()
         self._pipelines: dict = {}
         self._in_flight: list = []
@@ -330,26 +241,28 @@ class MetalRuntime:
             options.setFastMathEnabled_(fast)
         library, error = self.device.newLibraryWithSource_options_error_(msl, options, None)
         if library is None:
-            raise MetalCompileError(kernel_name, _error_text(error), dump_msl(kernel_name, msl))
+            raise MetalCompileError(kernel_name, _error_text(error), dump_shader(kernel_name, msl))
         if error is not None:  # a library with an error object: the compiler's warnings
             log(1, "Metal compiler warnings for %s:\n%s", kernel_name, _error_text(error))
         function = library.newFunctionWithName_(kernel_name)
         if function is None:
             names = ", ".join(str(n) for n in (library.functionNames() or []))
             raise MetalCompileError(kernel_name, f"the compiled library has no kernel named '{kernel_name}' "
-                                    f"(it has: {names or 'none'})", dump_msl(kernel_name, msl))
+                                    f"(it has: {names or 'none'})", dump_shader(kernel_name, msl))
         state, error = self.device.newComputePipelineStateWithFunction_error_(function, None)
         if state is None:
             raise MetalCompileError(kernel_name, "creating the compute pipeline failed: " + _error_text(error),
-                                    dump_msl(kernel_name, msl))
+                                    dump_shader(kernel_name, msl))
         pipeline = MetalPipeline(kernel_name, msl, state, int(state.maxTotalThreadsPerThreadgroup()),
                                  int(state.threadExecutionWidth()), int(state.staticThreadgroupMemoryLength()), fast)
         self._pipelines[key] = pipeline
         return pipeline
 
-    def clear_cache(self) -> None:
+    def release(self) -> int:
         """Forget compiled pipelines (and PyTorch's copies of them); the next launch recompiles."""
+        released = len(self._pipelines)
         self._pipelines.clear()
+        return released
 
     # ---- arguments -------------------------------------------------------------------------
     def buffer_argument(self, value, arg_name: str):
@@ -478,7 +391,7 @@ class MetalRuntime:
                 library = torch.mps.compile_shader(source)
             except SyntaxError as e:  # PyTorch's type for MTLLibraryErrorCompileFailure
                 raise MetalCompileError(pipeline.name, str(e.msg if hasattr(e, "msg") else e),
-                                        dump_msl(pipeline.name, pipeline.msl)) from None
+                                        dump_shader(pipeline.name, pipeline.msl)) from None
             pipeline.torch_kernel = getattr(library, pipeline.name)
         if self._null_tensor is None and None in buffers.values():
             self._null_tensor = torch.empty(16, dtype=torch.uint8, device="mps")

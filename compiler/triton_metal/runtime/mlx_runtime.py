@@ -17,6 +17,11 @@ i.e. safe mode and precise functions) and takes no options of ours: the kernel's
 MLX arrays are immutable: the pointer arguments a kernel writes must be named as outputs; they come
 back as new arrays (initialised to ``init_value`` when given, else uninitialised: a kernel that reads
 an output before writing it needs ``init_value`` or the metal runtime with torch tensors).
+
+``run`` compiles a ``@triton.jit`` function and launches it with MLX arrays. It binds the arguments
+as the Triton launcher does (``triton_metal.arguments``) and reads what each one is from the kernel's
+signature record (``triton_metal.abi``, ``metadata.arg_kinds``); only the parameter declarations the
+body re-states are read from the MSL (``split_kernel``).
 """
 from __future__ import annotations
 
@@ -24,8 +29,11 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-from triton_metal.codegen.msl_words import MLX_ATTRIBUTES, MLX_INPUT_PREFIX, MLX_OUTPUT_PREFIX
+from triton_metal import abi, msl_signature
+from triton_metal.arguments import bind_arguments
 from triton_metal.errors import MetalError, MLXNotFoundError, ThreadsPerThreadgroupError
+from triton_metal.runtime.base import Capabilities, Runtime
+from triton_metal.runtime.chips import detect_chip
 
 MLX_MIN_DEVICE_ELEMENTS = 8  # MLX passes inputs smaller than this in the `constant` address space
 
@@ -36,10 +44,17 @@ MLX_DTYPES = {
     "int": "int32", "uint": "uint32", "long": "int64", "ulong": "uint64",
 }
 
+# Element type of the signature record (abi.KernelArgument.element, Triton IR's names) -> MLX dtype name.
+# Triton IR integers are signless: a u32 argument is recorded as i32, and its bytes are the same.
+RECORD_DTYPES = {
+    "f32": "float32", "f16": "float16", "bf16": "bfloat16", "i1": "bool_",
+    "i8": "int8", "i16": "int16", "i32": "int32", "i64": "int64",
+}
+
 # The Metal attributes MLX declares, with their types, when their names occur in the body (MLX's
-# table, see codegen/msl_words.py): our builtin parameters are bound from them. The code generator
+# table, abi.MLX_KERNEL_ATTRIBUTES): our builtin parameters are bound from them. The code generator
 # guarantees that no other name or comment in the body contains one (codegen/msl_text.py).
-MLX_ATTRIBUTE_TYPES = MLX_ATTRIBUTES
+MLX_ATTRIBUTE_TYPES = dict(abi.MLX_KERNEL_ATTRIBUTES)
 
 _PARAM = re.compile(r"^(?P<type>.+?)\s*\b(?P<name>\w+)\s*\[\[(?P<attr>\w+)(?:\((?P<index>\d+)\))?\]\]$")
 
@@ -79,18 +94,19 @@ class SplitKernel:
 
 
 def split_kernel(msl: str, kernel_name: str) -> SplitKernel:
-    """Split one of our generated kernels into header, parameters and body."""
-    m = re.search(rf"\bkernel\s+void\s+{re.escape(kernel_name)}\s*\(", msl)
-    if m is None:
+    """Split one of our generated kernels into header, parameter declarations and body (the kernel is
+    found and its parameter list split by ``triton_metal.msl_signature``, the MSL reader every part shares)."""
+    masked = msl_signature.mask(msl)  # no `kernel void f(` or bracket inside a comment counts
+    signature = next((s for s in msl_signature.kernel_signatures(masked) if s.name == kernel_name), None)
+    if signature is None:
         raise MetalError(f"the MSL has no 'kernel void {kernel_name}(': cannot wrap it for mx.fast.metal_kernel")
-    signature_end = re.compile(r"\)\s*\{").search(msl, m.end())  # `)` then `{`: not the `)` of [[buffer(0)]]
-    if signature_end is None:
+    open_brace = masked.find("{", signature.close_paren) if signature.close_paren is not None else -1
+    if open_brace < 0 or masked[signature.close_paren + 1:open_brace].strip():
         raise MetalError(f"kernel '{kernel_name}': cannot find the end of its parameter list")
-    close, open_brace = signature_end.start(), signature_end.end() - 1
     end = msl.rindex("}")
     params = []
-    for text in msl[m.end():close].split(","):
-        text = " ".join(text.split())
+    for start, stop in msl_signature.split_top_level(masked, signature.open_paren + 1, signature.close_paren):
+        text = " ".join(msl[start:stop].split())
         pm = _PARAM.match(text)
         if pm is None:
             raise MetalError(f"kernel '{kernel_name}': cannot read parameter '{text}' for mx.fast.metal_kernel")
@@ -101,15 +117,15 @@ def split_kernel(msl: str, kernel_name: str) -> SplitKernel:
         if p.attribute not in ("buffer",) and p.attribute not in MLX_ATTRIBUTE_TYPES:
             raise MetalError(f"kernel '{kernel_name}': parameter '{p.name}' uses [[{p.attribute}]], which "
                              "mx.fast.metal_kernel cannot provide: use the metal runtime")
-    return SplitKernel(kernel_name, msl[:m.start()], tuple(params), msl[open_brace + 1:end])
+    return SplitKernel(kernel_name, msl[:signature.start], tuple(params), msl[open_brace + 1:end])
 
 
 def input_name(slot: int) -> str:
-    return f"{MLX_INPUT_PREFIX}{slot}"  # a prefix no generated name contains (codegen/msl_words.py)
+    return f"{abi.MLX_INPUT_PREFIX}{slot}"  # a prefix no generated name contains (codegen/msl_words.py)
 
 
 def output_name(slot: int) -> str:
-    return f"{MLX_OUTPUT_PREFIX}{slot}"
+    return f"{abi.MLX_OUTPUT_PREFIX}{slot}"
 
 
 def mlx_body(kernel: SplitKernel, output_slots) -> str:
@@ -142,10 +158,8 @@ class Output:
     dtype: object  # an mx.Dtype
 
 
-class MLXRuntime:
+class MLXRuntime(Runtime):
     name = "mlx"
-    simulated = False
-    torch_device = "cpu"  # MLX does not share memory with torch tensors; results come back as mx.arrays
 
     def __init__(self, mx=None):
         self.mx = mx if mx is not None else import_mlx()
@@ -153,10 +167,21 @@ class MLXRuntime:
             raise MLXNotFoundError("MLX is installed but has no Metal back end here (mlx[cpu], or no Apple GPU): "
                                    "mx.fast.metal_kernel cannot run. Use TRITON_METAL_DEVICE=sim, or install mlx "
                                    "on macOS on Apple Silicon.")
-        from triton_metal.runtime.metal_runtime import detect_chip
         device_info = getattr(self.mx, "device_info", None) or self.mx.metal.device_info
-        self.chip = detect_chip(device_name=str(device_info().get("device_name", ""))).chip
+        detected = detect_chip(device_name=str(device_info().get("device_name", "")))
+        # torch_device: MLX shares no memory with torch tensors; results come back as mx.arrays.
+        self.capabilities = Capabilities(
+            simulated=False, torch_device="cpu", chip=detected.chip, gpu_cores=detected.gpu_cores, fork_safe=False,
+            immutable_outputs=True, device_print=False)
         self._pipelines: dict = {}
+
+    @classmethod
+    def available(cls) -> bool:
+        try:
+            mx = import_mlx()
+        except MLXNotFoundError:
+            return False
+        return bool(mx.metal.is_available())
 
     def compile(self, msl: str, kernel_name: str) -> MLXPipeline:
         key = (msl, kernel_name)
@@ -164,8 +189,11 @@ class MLXRuntime:
             self._pipelines[key] = MLXPipeline(kernel_name, msl, split_kernel(msl, kernel_name))
         return self._pipelines[key]
 
-    def clear_cache(self) -> None:
+    def release(self) -> int:
+        """Forget the wrapped kernels (and MLX's compiled ``metal_kernel``s we hold); returns how many."""
+        released = len(self._pipelines)
         self._pipelines.clear()
+        return released
 
     def buffer_argument(self, value, arg_name: str):
         if value is None:
@@ -213,7 +241,10 @@ class MLXRuntime:
         if isinstance(value, (bytes, bytearray)):
             return scalar_array(mx, bytes(value), dtype)
         if not param.is_pointer:
-            raise MetalError(f"kernel '{kernel_name}': buffer {param.slot} ('{param.name}') is a scalar; pass bytes")
+            if value.ndim == 0 and value.itemsize == dtype.size:  # a scalar run() made from the signature record
+                return value
+            raise MetalError(f"kernel '{kernel_name}': buffer {param.slot} ('{param.name}') is a scalar; pass its "
+                             "bytes or a 0-d array")
         if value.itemsize != dtype.size:
             raise MetalError(f"kernel '{kernel_name}': '{param.name}' points to {param.element_type}, but the array "
                              f"has dtype {value.dtype}")
@@ -249,38 +280,55 @@ def run(fn, grid, *args, outputs, num_warps: int = 4, runtime: MLXRuntime | None
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from triton_metal.launcher import pack_scalar
     runtime = runtime or MLXRuntime()
     names = [n for n in fn.arg_names if n not in constexprs]
     if len(names) != len(args):
         raise TypeError(f"{fn.__name__} takes {len(names)} non-constexpr arguments ({', '.join(names)}), got {len(args)}")
-    signature, buffers = {}, {}
-    for slot, (name, value) in enumerate(zip(names, args)):
-        if isinstance(value, (Output, runtime.mx.array)):
-            if isinstance(value, Output) != (name in outputs):
-                raise MetalError(f"argument '{name}': pass Output(shape, dtype) for exactly the arguments listed in "
-                                 f"outputs={tuple(outputs)}")
-            signature[name] = "*" + triton_dtype_name(value.dtype)
-            buffers[slot] = value
-        else:
-            ty = "fp32" if isinstance(value, float) else "i1" if isinstance(value, bool) else "i32"
-            signature[name] = ty
-            buffers[slot] = pack_scalar(value, ty, name)
+    signature = {name: _triton_type(runtime, name, value, outputs) for name, value in zip(names, args)}
     signature.update({k: "constexpr" for k in constexprs})
     compiled = triton.compile(ASTSource(fn, signature, constexprs),
                               target=GPUTarget("metal", runtime.chip.id, 32), options={"num_warps": num_warps})
-    if getattr(compiled.metadata, "diagnostics", None):
-        raise MetalError(f"kernel '{compiled.metadata.name}' uses tl.device_print/tl.device_assert, whose diagnostics "
-                         "buffer mlx_runtime.run cannot read back: launch it through Triton with "
-                         "TRITON_METAL_DEVICE=metal (or sim)")
-    if any(kind == "packed scalar" for _, kind, _ in compiled.metadata.arg_kinds):
-        raise MetalError(f"kernel '{compiled.metadata.name}' has more arguments than Metal's 31 buffer slots, so its "
-                         "scalars are packed into one struct, which mlx_runtime.run does not build: pass fewer "
-                         "arguments, or launch it through Triton")
-    pipeline = runtime.compile(compiled.asm["msl"].decode() if isinstance(compiled.asm["msl"], bytes)
-                               else compiled.asm["msl"], compiled.metadata.name)
+    name, record = compiled.metadata.name, abi.signature_of(compiled.metadata)
+    check_runnable(name, record)
+    buffers = bind_arguments([(n, signature[n], value) for n, value in zip(names, args)], runtime.buffer_argument,
+                             packed_scalars=False)
+    for slot, arg in enumerate(record):
+        if arg.kind == abi.SCALAR:  # a 0-d array of the type the kernel declares, holding the packed bytes
+            buffers[slot] = scalar_array(runtime.mx, buffers[slot], record_dtype(runtime.mx, arg.element))
+    msl = compiled.asm["msl"]
+    pipeline = runtime.compile(msl.decode() if isinstance(msl, bytes) else msl, name)
     grid = tuple(grid) + (1,) * (3 - len(tuple(grid)))
     return runtime.launch(pipeline, grid, (compiled.metadata.threadgroup_size, 1, 1), buffers, init_value=init_value)
+
+
+def _triton_type(runtime: MLXRuntime, name: str, value, outputs) -> str:
+    """The Triton signature type ``run`` compiles argument ``name`` with, from its value."""
+    if isinstance(value, (Output, runtime.mx.array)):
+        if isinstance(value, Output) != (name in outputs):
+            raise MetalError(f"argument '{name}': pass Output(shape, dtype) for exactly the arguments listed in "
+                             f"outputs={tuple(outputs)}")
+        return "*" + triton_dtype_name(value.dtype)
+    return "fp32" if isinstance(value, float) else "i1" if isinstance(value, bool) else "i32"
+
+
+def check_runnable(kernel_name: str, record) -> None:
+    """Refuse what ``run`` cannot launch, from the kernel's signature record."""
+    if any(arg.kind == abi.DEVICE_PRINT for arg in record):
+        raise MetalError(f"kernel '{kernel_name}' uses tl.device_print/tl.device_assert, whose diagnostics "
+                         "buffer mlx_runtime.run cannot read back: launch it through Triton with "
+                         "TRITON_METAL_DEVICE=metal (or sim)")
+    if abi.packs_scalars(record):
+        raise MetalError(f"kernel '{kernel_name}' has more arguments than Metal's {abi.BUFFER_SLOTS} buffer slots, "
+                         "so its scalars are packed into one struct, which mlx_runtime.run does not build: pass "
+                         "fewer arguments, or launch it through Triton")
+
+
+def record_dtype(mx, element: str):
+    """The MLX dtype of a signature-record element type (``i32`` -> ``mx.int32``)."""
+    try:
+        return getattr(mx, RECORD_DTYPES[element])
+    except KeyError:
+        raise MetalError(f"a kernel argument of type {element} has no MLX dtype") from None
 
 
 _TRITON_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "int32": "i32", "uint32": "u32",

@@ -1,21 +1,29 @@
 """The simulator runtime: MSL compiled as C++ and run on the CPU, torch CPU tensors as memory."""
 from __future__ import annotations
 
+import _ctypes
+import gc
 import os
+import weakref
 
+from triton_metal.runtime.base import Capabilities, Runtime
 from triton_metal.runtime.chips import DEFAULT_SIMULATED_CHIP, chip
+from triton_metal.sim import build_kernel, executor
 
 
-class SimRuntime:
+class SimRuntime(Runtime):
     name = "sim"
-    simulated = True
-    torch_device = "cpu"
 
     def __init__(self):
-        self.chip = chip(os.environ.get("TRITON_METAL_SIM_CHIP", DEFAULT_SIMULATED_CHIP))
+        self.capabilities = Capabilities(
+            simulated=True, torch_device="cpu", chip=chip(os.environ.get("TRITON_METAL_SIM_CHIP", DEFAULT_SIMULATED_CHIP)),
+            fork_safe=True)  # the simulator's worker threads are created per dispatch, in the process dispatching
+
+    @classmethod
+    def available(cls) -> bool:
+        return True  # g++ is checked when the first kernel builds, with the fix in the error
 
     def compile(self, msl: str, kernel_name: str):
-        from triton_metal.sim import build_kernel
         return build_kernel(msl, kernel_name)
 
     def launch(self, pipeline, grid, threadgroup, buffers, threadgroup_lengths=None):
@@ -40,3 +48,16 @@ class SimRuntime:
 
     def synchronize(self) -> None:
         pass  # dispatch() returns when the grid has finished.
+
+    def release(self) -> int:
+        """Forget the simulator's loaded kernels and unload (dlclose) the libraries nobody references any
+        more; returns how many were unloaded. A kernel a caller still holds stays loaded: unloading it
+        would make its next launch crash."""
+        dropped = [(weakref.ref(k), k._lib._handle) for k in executor.clear_memo()]
+        gc.collect()
+        unloaded = 0
+        for ref, handle in dropped:
+            if ref() is None:  # unreachable: nothing can call into the library any more
+                _ctypes.dlclose(handle)
+                unloaded += 1
+        return unloaded

@@ -22,12 +22,11 @@ import threading
 from pathlib import Path
 
 from triton_metal import numerics
+from triton_metal.abi import MAX_THREADGROUP_MEMORY, MAX_THREADS_PER_THREADGROUP
 from triton_metal.sim import build as _build
 from triton_metal.sim import traffic as _traffic
 from triton_metal.sim.errors import SimCompileError, SimLaunchError, SimStrictError
 
-MAX_THREADS_PER_THREADGROUP = 1024
-MAX_THREADGROUP_MEMORY = 32768
 _SCHEDULES = {"forward": 0, "reverse": 1}  # tm_launch.flags (TM_LAUNCH_REVERSE)
 TM_LAUNCH_STRICT = 2  # tm_sim_abi.h
 TM_LAUNCH_COUNT = 4
@@ -69,8 +68,8 @@ def strict_enabled() -> bool:
 
 
 def clear_memo() -> list:
-    """Forget every loaded kernel and return them (for ``triton_metal.runtime.clear_cache``, which
-    unloads the libraries of those nobody references any more). Added by the reliability work."""
+    """Forget every loaded kernel and return them (for ``SimRuntime.release``, which
+    unloads the libraries of those nobody references any more)."""
     kernels = list(_kernels.values())
     _kernels.clear()
     return kernels

@@ -16,33 +16,29 @@ Instrumented builds (strict mode, traffic counters; ``instrument=True``) also ge
 5. A marker ``__TM_SITE(line);`` after each statement boundary of the kernel body, so every access
    knows the MSL line of its statement.
 
-Every edit keeps the line count, so g++'s line numbers are the ``.metal`` file's lines.
+Every edit keeps the line count, so g++'s line numbers are the ``.metal`` file's lines. Kernels and
+their parameter lists are found with triton_metal.msl_signature (the front-end check's reader too);
+the builtin attributes and argument table sizes are triton_metal.abi's.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-# Metal builtins the trampoline can provide.
-BUILTINS = frozenset({
-    "thread_position_in_grid", "thread_position_in_threadgroup", "thread_index_in_threadgroup",
-    "threadgroup_position_in_grid", "threadgroups_per_grid", "threads_per_threadgroup", "threads_per_grid",
-    "thread_index_in_simdgroup", "simdgroup_index_in_threadgroup", "simdgroups_per_threadgroup",
-    "threads_per_simdgroup", "thread_execution_width", "dispatch_threads_per_threadgroup",
-    "dispatch_simdgroups_per_threadgroup", "grid_size", "grid_origin", "thread_index_in_quadgroup",
-    "quadgroup_index_in_threadgroup", "quadgroups_per_threadgroup",
-})
+from triton_metal import abi
+from triton_metal.msl_signature import kernel_signatures, line_of, mask, match_close, split_top_level, top_level
+
+# Metal builtins the trampoline provides: every kernel builtin attribute (trampoline.BUILTIN_VALUES).
+BUILTINS = frozenset(abi.KERNEL_BUILTINS)
 
 # Standard C++ attributes are left alone; every other [[...]] is Metal's and is stripped.
 _CXX_ATTRIBUTES = re.compile(r"\s*(maybe_unused|nodiscard|likely|unlikely|fallthrough|noreturn|deprecated|gnu::)")
 _ATTRIBUTE = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
 _COHERENT = re.compile(r"\bcoherent\s*\(\s*\w+\s*\)")
-_KERNEL = re.compile(r"\bkernel\s+void\s+([A-Za-z_]\w*)\s*\(")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _DECLARATOR = re.compile(r"(?P<type>.*?)\b(?P<name>[A-Za-z_]\w*)\s*(?P<dims>(?:\[[^\]]*\]\s*)*)$", re.DOTALL)
 _SLOT = re.compile(r"(buffer|threadgroup)\s*\(\s*(\d+)\s*\)$")
 _MAX_THREADS = re.compile(r"max_total_threads_per_threadgroup\s*\(\s*(\d+)\s*\)")
-_OPEN = {"(": ")", "[": "]", "{": "}", "<": ">"}
 
 
 class PrepassError(ValueError):
@@ -73,79 +69,23 @@ class PrepassResult:
     max_threads: int | None  # [[max_total_threads_per_threadgroup(N)]], if given
 
 
-def mask(src: str) -> str:
-    """``src`` with comments and string/char literals blanked out (same length and lines)."""
-    out = list(src)
-    i, n = 0, len(src)
-
-    def blank(a: int, b: int) -> None:
-        for k in range(a, b):
-            if out[k] != "\n":
-                out[k] = " "
-
-    while i < n:
-        c = src[i]
-        if c == "/" and src.startswith("//", i):
-            j = src.find("\n", i)
-            j = n if j < 0 else j
-        elif c == "/" and src.startswith("/*", i):
-            j = src.find("*/", i + 2)
-            j = n if j < 0 else j + 2
-        elif c == '"' or (c == "'" and not (i and (src[i - 1].isalnum() or src[i - 1] == "_"))):
-            j = i + 1
-            while j < n and src[j] != c and src[j] != "\n":
-                j += 2 if src[j] == "\\" else 1
-            j = min(j + 1, n)
-        else:
-            i += 1
-            continue
-        blank(i, j)
-        i = j
-    return "".join(out)
-
-
-def _line(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
-
-
 def _keep_lines(replacement: str, original: str) -> str:
     return replacement + "\n" * original.count("\n")
 
 
-def _split_top(text: str, sep: str = ",") -> list:
-    """(start, end) of the parts of ``text`` between depth-0 separators."""
-    parts, depth, start = [], 0, 0
-    for i, c in enumerate(text):
-        if c in "([{<":
-            depth += 1
-        elif c in ")]}>":
-            depth -= 1
-        elif c == sep and depth == 0:
-            parts.append((start, i))
-            start = i + 1
-    parts.append((start, len(text)))
-    return parts
-
-
-def _match_close(text: str, open_pos: int) -> int:
-    """Index of the bracket closing the one at ``open_pos`` (only that bracket kind counts)."""
-    o, c = text[open_pos], _OPEN[text[open_pos]]
-    depth = 0
-    for i in range(open_pos, len(text)):
-        if text[i] == o:
-            depth += 1
-        elif text[i] == c:
-            depth -= 1
-            if depth == 0:
-                return i
-    raise PrepassError(f"unbalanced '{o}'", _line(text, open_pos))
+def _close(text: str, open_pos: int) -> int:
+    """Index of the bracket closing the one at ``open_pos``; PrepassError when there is none."""
+    close = match_close(text, open_pos)
+    if close is None:
+        raise PrepassError(f"unbalanced '{text[open_pos]}'", line_of(text, open_pos))
+    return close
 
 
 def _parse_param(masked: str, start: int, end: int, position: int) -> KernelParam:
     raw = masked[start:end]
     attrs = [m.group(1).strip() for m in _ATTRIBUTE.finditer(raw)]
     decl = " ".join(_ATTRIBUTE.sub(" ", raw).split())
-    line = _line(masked, start + len(raw) - len(raw.lstrip()))
+    line = line_of(masked, start + len(raw) - len(raw.lstrip()))
     names = _IDENT.findall(decl)
     if not names:
         raise PrepassError(f"cannot parse kernel parameter '{decl}'", line)
@@ -180,18 +120,18 @@ def _threadgroup_decls(masked: str, body_start: int, body_end: int, edits: list,
         if any(c in depth0 for c in "*&=("):
             continue  # a pointer or reference into threadgroup memory: a per-thread variable
         out, type_text = [], None
-        for a, b in _split_top(stmt):
+        for a, b in split_top_level(stmt):
             part = stmt[a:b]
             if type_text is None:
                 d = _DECLARATOR.match(part.strip())
                 if not d or not d.group("type").strip():
                     raise PrepassError(f"cannot parse threadgroup declaration '{' '.join(stmt.split())}'",
-                                       _line(masked, pos))
+                                       line_of(masked, pos))
                 type_text = " ".join(d.group("type").split())
             else:
                 d = re.match(r"\s*(?P<name>[A-Za-z_]\w*)\s*(?P<dims>(?:\[[^\]]*\]\s*)*)$", part, re.DOTALL)
                 if not d:
-                    raise PrepassError(f"cannot parse threadgroup declarator '{part.strip()}'", _line(masked, pos))
+                    raise PrepassError(f"cannot parse threadgroup declarator '{part.strip()}'", line_of(masked, pos))
             t = f"__tm_tg_t{count}"
             dims = "".join(d.group("dims").split())
             alloc = f"tm_rt_tg_alloc({count}, sizeof({t}), alignof({t}))"
@@ -210,23 +150,6 @@ def _previous_char(text: str, pos: int) -> str:
     while pos > 0 and text[pos - 1].isspace():
         pos -= 1
     return text[pos - 1] if pos else ""
-
-
-def top_level(text: str) -> str:
-    """The characters of ``text`` outside every bracket pair (the brackets themselves included)."""
-    return "".join(c for c, d in zip(text, _depths(text)) if d == 0)
-
-
-def _depths(text: str) -> list:
-    """Bracket depth at each character of ``text``."""
-    depth, out = 0, []
-    for c in text:
-        if c in ")]}>":
-            depth -= 1
-        out.append(depth)
-        if c in "([{<":
-            depth += 1
-    return out
 
 
 def _program_scope_constants(masked: str, edits: list) -> None:
@@ -317,7 +240,7 @@ def _site_markers(masked: str, body_start: int, body_end: int, edits: list) -> N
             j += 1
         if j >= body_end or _NO_MARKER_BEFORE.match(masked, j):
             continue
-        edits.append((i + 1, i + 1, f" __TM_SITE({_line(masked, j)});"))
+        edits.append((i + 1, i + 1, f" __TM_SITE({line_of(masked, j)});"))
 
 
 def rewrite(msl: str, kernel_name: str, instrument: bool = False) -> PrepassResult:
@@ -332,21 +255,21 @@ def rewrite(msl: str, kernel_name: str, instrument: bool = False) -> PrepassResu
         edits.append((m.start(), m.end(), "kernel".ljust(m.end() - m.start())))
     masked_k = re.sub(r"\[\[\s*kernel\s*\]\]", lambda m: "kernel".ljust(len(m.group(0))), masked)
 
-    kernels = {m.group(1): m for m in _KERNEL.finditer(masked_k)}
+    kernels = {k.name: k for k in kernel_signatures(masked_k)}
     if kernel_name not in kernels:
         found = ", ".join(sorted(kernels)) or "none"
         raise PrepassError(f"kernel '{kernel_name}' not found in the MSL (kernels found: {found})", 1)
 
     params, n_decls, max_threads = [], 0, None
-    for name, m in kernels.items():
-        open_paren = m.end() - 1
-        close_paren = _match_close(masked_k, open_paren)
+    for name, k in kernels.items():
+        open_paren = k.open_paren
+        close_paren = _close(masked_k, open_paren)
         brace = masked_k.find("{", close_paren)
         if brace < 0 or masked_k[close_paren + 1:brace].strip():
             if name == kernel_name:
-                raise PrepassError(f"kernel '{name}' has no body", _line(masked, m.start()))
+                raise PrepassError(f"kernel '{name}' has no body", line_of(masked, k.start))
             continue
-        body_end = _match_close(masked_k, brace)
+        body_end = _close(masked_k, brace)
         decls = _threadgroup_decls(masked_k, brace, body_end, edits, instrument)
         if name != kernel_name:
             continue
@@ -355,15 +278,15 @@ def rewrite(msl: str, kernel_name: str, instrument: bool = False) -> PrepassResu
         n_decls = decls
         signature = masked_k[open_paren + 1:close_paren]
         if signature.strip() and signature.strip() != "void":
-            for pos, (a, b) in enumerate(_split_top(signature)):
-                params.append(_parse_param(masked_k, open_paren + 1 + a, open_paren + 1 + b, pos))
-        prev_end = max(masked_k.rfind(c, 0, m.start()) for c in ";}")
-        for attr in _ATTRIBUTE.finditer(masked_k, prev_end + 1, m.start()):
+            for pos, (a, b) in enumerate(split_top_level(masked_k, open_paren + 1, close_paren)):
+                params.append(_parse_param(masked_k, a, b, pos))
+        prev_end = max(masked_k.rfind(c, 0, k.start) for c in ";}")
+        for attr in _ATTRIBUTE.finditer(masked_k, prev_end + 1, k.start):
             limit = _MAX_THREADS.search(attr.group(1))
             if limit:
                 max_threads = int(limit.group(1))
 
-    _check_slots(params, masked_k, kernels[kernel_name].start())
+    _check_slots(params, masked_k, kernels[kernel_name].start)
 
     for m in _ATTRIBUTE.finditer(masked_k):
         if not _CXX_ATTRIBUTES.match(m.group(1)):
@@ -378,8 +301,8 @@ def rewrite(msl: str, kernel_name: str, instrument: bool = False) -> PrepassResu
     return PrepassResult(out, params, n_decls, max_threads)
 
 
-# Argument table sizes of Apple GPUs (Metal feature set tables): 31 buffers, 31 threadgroup slots.
-MAX_SLOTS = {"buffer": 31, "threadgroup": 31}
+# Argument table sizes of Apple GPUs, by binding attribute.
+MAX_SLOTS = abi.ARGUMENT_TABLE_SLOTS
 
 
 def _check_slots(params: list, masked: str, kernel_pos: int) -> None:
@@ -391,7 +314,7 @@ def _check_slots(params: list, masked: str, kernel_pos: int) -> None:
             raise PrepassError(
                 f"kernel parameter '{p.name}' uses [[{p.kind}({p.index})]], but Metal has {MAX_SLOTS[p.kind]} "
                 f"{p.kind} argument slots (indices 0 to {MAX_SLOTS[p.kind] - 1}): pass fewer arguments, e.g. "
-                "pack scalars into one struct", _line(masked, kernel_pos))
+                "pack scalars into one struct", line_of(masked, kernel_pos))
         if (p.kind, p.index) in seen:
-            raise PrepassError(f"two kernel parameters use [[{p.kind}({p.index})]]", _line(masked, kernel_pos))
+            raise PrepassError(f"two kernel parameters use [[{p.kind}({p.index})]]", line_of(masked, kernel_pos))
         seen.add((p.kind, p.index))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from triton_metal.sim.msl_prepass import _KERNEL, _line, _match_close, mask, top_level
+from triton_metal.msl_signature import kernel_signatures, line_of, mask, match_close, split_top_level, top_level
 
 # Collectives whose value is their first argument, taken by value as a deduced `T` in the shim.
 _VALUE_COLLECTIVES = frozenset({
@@ -72,12 +72,14 @@ class _Statement:
 def split(text: str, kernel_name: str) -> PhasedKernel | None:
     """``text`` (prepass output) with kernel ``kernel_name`` split into phases, or None."""
     masked = mask(text)
-    kernel = next((m for m in _KERNEL.finditer(masked) if m.group(1) == kernel_name), None)
-    if kernel is None:
+    kernel = next((k for k in kernel_signatures(masked) if k.name == kernel_name), None)
+    if kernel is None or kernel.close_paren is None:
         return None
-    close_paren = _match_close(masked, kernel.end() - 1)
+    close_paren = kernel.close_paren
     brace = masked.find("{", close_paren)
-    body_end = _match_close(masked, brace)
+    body_end = match_close(masked, brace) if brace >= 0 else None
+    if body_end is None:
+        return None
     body = masked[brace + 1:body_end]
     collectives = [m.start() for m in _COLLECTIVE.finditer(masked)]
     if not collectives or any(not brace < c < body_end for c in collectives):
@@ -151,18 +153,12 @@ def _classify(masked: str, s: _Statement) -> bool:
     if name not in _VALUE_COLLECTIVES:
         return False
     open_paren = calls[0].end() - 1
-    close = _match_close(code, open_paren)
-    args = code[open_paren + 1:close]
-    depth, cut = 0, len(args)  # the first argument ends at a comma outside () and [] (`<` may compare)
-    for k, c in enumerate(args):
-        if c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif c == "," and depth == 0:
-            cut = k
-            break
-    value = args[:cut].strip()
+    close = match_close(code, open_paren)
+    if close is None:
+        return False
+    # The first argument ends at a comma outside () and [] (`<` may compare).
+    first, end = split_top_level(code, open_paren + 1, close, opens="([")[0]
+    value = code[first:end].strip()
     if not value or _ASSIGNMENT.search(value) or any(not _PURE_CALLS.match(m.group(1)) for m in _CALL.finditer(value)):
         return False
     s.kind, s.value = "collective", value
@@ -227,7 +223,7 @@ def _hoisted(masked: str, phases: list) -> dict | None:
 
 
 def _emit(text, masked, kernel, close_paren, brace, body_end, phases, hoisted) -> PhasedKernel:
-    name = kernel.group(1)
+    name = kernel.name
     locals_type = f"__tm_locals_{name}"
     members = " ".join(h.member for h in hoisted.values()) or "char __tm_unused;"
     aliases = " ".join(f"[[maybe_unused]] auto& {h.name} = __tm_s.{h.name};" for h in hoisted.values())
@@ -242,19 +238,19 @@ def _emit(text, masked, kernel, close_paren, brace, body_end, phases, hoisted) -
                 continue
             h = hoisted.get(s.start)
             code = h.assignment if h else text[s.code_start:s.end]
-            body.append(f"#line {_line(text, s.code_start)}\n{code}")
+            body.append(f"#line {line_of(text, s.code_start)}\n{code}")
         if value is not None:
             body.append(f"metal::__simd::deposit({value});")
         body.append("} break;")
     body.append("}\n}")
     signature_end = f", void* __tm_lp, uint32_t __tm_phase){text[close_paren + 1:brace]}"
     out = "".join([
-        text[:kernel.start()],
+        text[:kernel.start],
         f"struct {locals_type} {{ {members} }}; ",
-        text[kernel.start():close_paren],
+        text[kernel.start:close_paren],
         signature_end,
         "\n".join(body),
-        f"\n#line {_line(text, body_end + 1)}\n",
+        f"\n#line {line_of(text, body_end + 1)}\n",
         text[body_end + 1:],
     ])
     return PhasedKernel(out, len(phases), locals_type)

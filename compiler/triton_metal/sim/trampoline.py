@@ -8,9 +8,16 @@ kernel's own signature with ``__tm::param_t<decltype(&kernel), i>``, so no type 
 """
 from __future__ import annotations
 
+from triton_metal.abi import SIMD_WIDTH
+
+_W = f"{SIMD_WIDTH}u"  # threads per simdgroup, as a C++ literal (the same as tm_sim_abi.h's TM_SIMD_WIDTH)
+
 # The (x, y, z) of each builtin in terms of the entry's locals: g = threadgroup position,
 # t = thread index in the threadgroup, (lx, ly, lz) = its position, (tx, ty, tz) = threadgroup size.
-_XYZ = {
+# The keys are exactly abi.KERNEL_BUILTINS' (the simulator provides every builtin attribute); a
+# dispatch_* builtin equals its plain one, since the simulator's threadgroups are always uniform.
+# A quad-group is 4 threads (MSL specification).
+BUILTIN_VALUES = {
     "thread_position_in_grid": ("g[0] * tx + lx", "g[1] * ty + ly", "g[2] * tz + lz"),
     "thread_position_in_threadgroup": ("lx", "ly", "lz"),
     "thread_index_in_threadgroup": ("t",),
@@ -21,15 +28,16 @@ _XYZ = {
     "threads_per_grid": ("L->grid[0] * tx", "L->grid[1] * ty", "L->grid[2] * tz"),
     "grid_size": ("L->grid[0] * tx", "L->grid[1] * ty", "L->grid[2] * tz"),
     "grid_origin": ("0u",),
-    "thread_index_in_simdgroup": ("t % 32u",),
-    "simdgroup_index_in_threadgroup": ("t / 32u",),
-    "simdgroups_per_threadgroup": ("(tx * ty * tz + 31u) / 32u",),
-    "dispatch_simdgroups_per_threadgroup": ("(tx * ty * tz + 31u) / 32u",),
-    "threads_per_simdgroup": ("32u",),
-    "thread_execution_width": ("32u",),
+    "thread_index_in_simdgroup": (f"t % {_W}",),
+    "simdgroup_index_in_threadgroup": (f"t / {_W}",),
+    "simdgroups_per_threadgroup": (f"(tx * ty * tz + {SIMD_WIDTH - 1}u) / {_W}",),
+    "dispatch_simdgroups_per_threadgroup": (f"(tx * ty * tz + {SIMD_WIDTH - 1}u) / {_W}",),
+    "threads_per_simdgroup": (_W,),
+    "thread_execution_width": (_W,),
     "thread_index_in_quadgroup": ("t % 4u",),
     "quadgroup_index_in_threadgroup": ("t / 4u",),
     "quadgroups_per_threadgroup": ("(tx * ty * tz + 3u) / 4u",),
+    "dispatch_quadgroups_per_threadgroup": ("(tx * ty * tz + 3u) / 4u",),
 }
 
 
@@ -39,7 +47,7 @@ def _argument(p) -> str:
         return f"__tm::buffer_arg<{ptype}>(L->buffers[{p.index}], {p.index})"
     if p.kind == "threadgroup":
         return f"__tm::threadgroup_arg<{ptype}>(tgp[{p.index}])"
-    xyz = (_XYZ[p.builtin] + ("0u", "0u"))[:3]
+    xyz = (BUILTIN_VALUES[p.builtin] + ("0u", "0u"))[:3]
     return f"__tm::builtin_arg<{ptype}>({', '.join(xyz)})"
 
 

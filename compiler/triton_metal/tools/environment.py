@@ -11,6 +11,8 @@ import platform
 import sys
 from dataclasses import asdict, dataclass
 
+from triton_metal import abi
+
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 MIN_PYTHON = (3, 10)
 MIN_MACOS = (13, 5)
@@ -92,10 +94,7 @@ def _version(dist: str) -> str | None:
 
 
 def _macos_version() -> tuple | None:
-    release = platform.mac_ver()[0]
-    if not release:
-        return None
-    return tuple(int(p) for p in release.split(".")[:2] if p.isdigit())
+    return abi.macos_version() if platform.mac_ver()[0] else None
 
 
 # ---- the checks, in the order they print ------------------------------------------------------
@@ -182,20 +181,21 @@ def _run_probe(runtime) -> list:
     """Compile PROBE_MSL to a pipeline, run it on 2 threadgroups, return what it wrote."""
     pipeline = runtime.compile(PROBE_MSL, "triton_metal_probe")
     grid, threadgroup = (PROBE_GROUPS, 1, 1), (PROBE_THREADS, 1, 1)
-    if runtime.name == "mlx":  # MLX arrays are immutable: the kernel's output comes back as a new array
+    capabilities = runtime.capabilities
+    if capabilities.immutable_outputs:  # MLX arrays are immutable: the kernel's output comes back as a new array
         from triton_metal.runtime.mlx_runtime import Output
         [out] = runtime.launch(pipeline, grid, threadgroup,
                                {0: Output((PROBE_GROUPS * PROBE_THREADS,), runtime.mx.float32)})
         runtime.synchronize()
         return [float(v) for v in out.tolist()]
-    if runtime.name == "metal":  # a numpy array in a shared MTLBuffer: the PyObjC path, no torch needed
+    if capabilities.numpy_buffers:  # a numpy array in a shared MTLBuffer: the PyObjC path, no torch needed
         import numpy as np
         out = np.zeros(PROBE_GROUPS * PROBE_THREADS, dtype=np.float32)
         runtime.launch(pipeline, grid, threadgroup, {0: runtime.buffer_argument(out, "out")})
         runtime.synchronize()
         return out.tolist()
     import torch
-    out = torch.zeros(PROBE_GROUPS * PROBE_THREADS, dtype=torch.float32, device=runtime.torch_device)
+    out = torch.zeros(PROBE_GROUPS * PROBE_THREADS, dtype=torch.float32, device=capabilities.torch_device)
     runtime.launch(pipeline, grid, threadgroup, {0: runtime.buffer_argument(out, "out")})
     runtime.synchronize()
     return out.cpu().tolist()
@@ -212,14 +212,14 @@ def check_compiler(info) -> Check:
     try:
         got = _run_probe(runtime)
     except Exception as e:  # noqa: BLE001
-        fix = ("install the Xcode command line tools (xcode-select --install)" if runtime.name == "metal"
-               else "install g++ (apt-get install g++) or set TRITON_METAL_SIM_CXX")
+        fix = ("install g++ (apt-get install g++) or set TRITON_METAL_SIM_CXX" if runtime.capabilities.simulated
+               else "install the Xcode command line tools (xcode-select --install)")
         return Check(name, FAIL, f"the probe kernel did not build or run: {type(e).__name__}: {e}", fix)
     expected = [2.0 * i + 1.0 for i in range(PROBE_GROUPS * PROBE_THREADS)]
     if got != expected:
         return Check(name, FAIL, "the probe kernel ran but computed wrong values",
                      "report a bug with the --report block")
-    where = "simulator (g++)" if runtime.simulated else f"GPU ({runtime.name} runtime)"
+    where = "simulator (g++)" if runtime.capabilities.simulated else f"GPU ({runtime.name} runtime)"
     return Check(name, OK, f"probe kernel compiled to a pipeline and ran on the {where}")
 
 

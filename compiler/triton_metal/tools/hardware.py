@@ -90,8 +90,9 @@ def _host_memory_bytes() -> int | None:
 def _identity(runtime):
     """(variant, GPU cores, note) of the chip in use."""
     from triton_metal.runtime import chips
-    if not runtime.simulated:  # the Metal runtime detected the chip (device name, ioreg core count)
-        return re.sub(r"-\d+c$", "", runtime.chip.id), getattr(runtime, "gpu_cores", None), ""
+    capabilities = runtime.capabilities
+    if not capabilities.simulated:  # the runtime detected the chip (device name, ioreg core count)
+        return re.sub(r"-\d+c$", "", capabilities.chip.id), capabilities.gpu_cores, ""
     # The simulator emulates TRITON_METAL_SIM_CHIP, e.g. apple-m2-pro or apple-m2-pro-19c.
     emulated = os.environ.get("TRITON_METAL_SIM_CHIP") or runtime.chip.id
     m = re.fullmatch(r"(.*?)(?:-(\d+)c)?", emulated)
@@ -115,8 +116,8 @@ def get_hardware_capabilities(runtime=None) -> HardwareCapabilities:
     variant, cores, note = _identity(runtime)
     config = chips.chip_config(variant, cores)
     family = family_number(chip.metal_family)
-    simulated = bool(runtime.simulated)
-    memory = _first(runtime, "unified_memory_bytes", "recommended_working_set_bytes")
+    simulated = runtime.capabilities.simulated
+    memory = runtime.capabilities.device_memory_bytes
     source = "the Metal device" if memory is not None else (
         "the host's RAM (what simulated kernels use)" if simulated else "the host's physical memory")
     if memory is None:

@@ -37,7 +37,7 @@ def clear_cache(disk: bool = True) -> dict:
     (``TRITON_METAL_SIM_CACHE_DIR``). The next launch compiles again."""
     from triton import knobs
 
-    from triton_metal.runtime import clear_cache as clear_in_process
+    from triton_metal.cache import clear_in_process
     result = dict(clear_in_process())
     result.update(triton_cache_entries=0, simulator_files=0)
     if not disk:

@@ -174,7 +174,7 @@ def analyze_memory_access(fn, sample_inputs=(), *, grid=None, **kwargs) -> Memor
     ``fn`` is a host function or a bound launch ``kernel[grid]``, or a kernel with ``grid=``."""
     fn = _launcher(fn, grid)
     runtime = get_runtime()
-    if not runtime.simulated:
+    if not runtime.capabilities.simulated:
         _call(fn, sample_inputs, kwargs)
         return MemoryAccessReport(False, [], note=(
             "Apple GPUs expose no per-access memory counters: rerun with TRITON_METAL_DEVICE=sim to analyse the "

@@ -93,7 +93,7 @@ class _Session:
         self.previous_listener = knobs.compilation.listener
         self.traffic_ctx = self.traffic = None
         if count_traffic:
-            if not self.runtime.simulated:
+            if not self.runtime.capabilities.simulated:
                 raise RuntimeError("count_traffic=True needs the simulator (TRITON_METAL_DEVICE=sim): Apple GPUs "
                                    "expose no per-kernel memory counters to triton-metal")
             from triton_metal.sim import count_traffic as counter
@@ -165,7 +165,7 @@ class _Session:
                 k = self._kernel(launch.kernel)
                 k.bytes_moved = (k.bytes_moved or 0) + launch.global_bytes_read + launch.global_bytes_written
                 k.bytes_source = "simulator traffic counters"
-        return ProfileReport(self.runtime.name, bool(self.runtime.simulated), wall_ms,
+        return ProfileReport(self.runtime.name, self.runtime.capabilities.simulated, wall_ms,
                              sorted(self.kernels.values(), key=lambda k: -k.total_ms))
 
 

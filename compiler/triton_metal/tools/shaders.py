@@ -5,32 +5,13 @@ cache), so a dump holds exactly the MSL that runs.
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import re
 import threading
-from pathlib import Path
 
 from triton_metal import debug
+from triton_metal.debug import dump_shader  # the one dump: the Metal runtime's failed compiles use it too
 
 _hardware_logged = False
 _lock = threading.Lock()
-
-
-def shader_dump_path(name: str, msl: str) -> Path:
-    """``<dump dir>/<kernel>-<first 16 hex digits of sha256(MSL)>.metal``."""
-    digest = hashlib.sha256(msl.encode()).hexdigest()[:16]
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    return Path(debug.get_option("shader_dump_dir")).expanduser() / f"{safe}-{digest}.metal"
-
-
-def dump_shader(name: str, msl: str) -> Path:
-    path = shader_dump_path(name, msl)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(msl)
-    os.replace(tmp, path)  # atomic: concurrent processes dumping the same kernel never tear it
-    return path
 
 
 def on_kernel_loaded(name: str, msl: str, runtime) -> None:

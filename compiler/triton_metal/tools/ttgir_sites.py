@@ -1,21 +1,27 @@
 """Memory-access sites of a kernel: TTGIR load/store ops with their layouts and source lines,
 matched to the MSL lines the simulator's counters report.
 
-The code generator precedes each global access (and each ``tt.dot``) in the MSL with a comment
-``// file.py:LINE: source text``; those comments appear in the same order as the ops in the TTGIR,
-so the k-th comment for a source line belongs to the k-th such op on that line.
+The code generator precedes the MSL of each op of ``SOURCE_COMMENTED_OPS`` (global accesses,
+atomics, ``tt.dot``, prints) with a comment ``// file.py:LINE: source text``; those comments appear
+in the same order as the ops in the TTGIR, so the k-th comment for a source line belongs to the k-th
+such op on that line. The source line of an op is read as the code generator reads it
+(``ir_reader.op_locations`` / ``location_of``), so the two agree on every op, inlined ones included.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-COMMENTED_OPS = ("tt.load", "tt.store", "tt.atomic_rmw", "tt.atomic_cas", "tt.dot")
-_LOC_DEF = re.compile(r'^(#loc\d*) = loc\((.*)\)\s*$')
-_FILE_LOC = re.compile(r'"([^"]+)":(\d+):(\d+)')
-_NAMED_LOC = re.compile(r'"[^"]*"\((#loc\d*)\)')
+from triton_metal.codegen.emitter import SOURCE_COMMENTED_OPS
+from triton_metal.codegen.ir_reader import location_of, op_locations
+
 _LAYOUT_DEF = re.compile(r'^(#[A-Za-z_][\w]*) = (#ttg\.[\w]+<.*>)\s*$')
-_OP = re.compile(r'^\s*(?:%[\w#:, %]+ = )?(tt\.(?:load|store|atomic_rmw|atomic_cas|dot))\b(.*)$')
+# An op line of SOURCE_COMMENTED_OPS (longest names first, so no name matches a prefix of another).
+_OP_NAMES = "|".join(map(re.escape, sorted(SOURCE_COMMENTED_OPS, key=len, reverse=True)))
+_OP = re.compile(rf'^\s*(?:%[\w#:, %]+ = )?({_OP_NAMES})\b(.*)$')
+# A location ending the line: op_locations reads the lines that have one (and only those).
+_LOCATED = re.compile(r' loc\(.*\)$')
+_FILE_LINE = re.compile(r'(.*):(\d+):\d+$')
 _COMMENT = re.compile(r'^\s*// (\S+?):(\d+): ')
 _INT_LIST = r'\[([\d,\s]*)\]'
 
@@ -42,26 +48,6 @@ class TTGIROp:
 _ELEMENT_BYTES = {"f32": 4, "i32": 4, "f16": 2, "bf16": 2, "i16": 2, "i8": 1, "i1": 1, "f64": 8, "i64": 8}
 
 
-def _resolve_locations(text: str) -> dict:
-    raw = {}
-    for line in text.splitlines():
-        m = _LOC_DEF.match(line.strip())
-        if m:
-            raw[m.group(1)] = m.group(2)
-
-    def resolve(name, depth=0):
-        body = raw.get(name, "")
-        m = _FILE_LOC.search(body)
-        if m:
-            return m.group(1).rsplit("/", 1)[-1], int(m.group(2))
-        m = _NAMED_LOC.search(body)
-        if m and depth < 16:
-            return resolve(m.group(1), depth + 1)
-        return None
-
-    return {name: resolve(name) for name in raw}
-
-
 def _layouts(text: str) -> dict:
     out = {}
     for line in text.splitlines():
@@ -81,9 +67,15 @@ def _elements_per_thread(layout: str) -> int | None:
     return sizes[fastest]
 
 
+def _file_and_line(location: str) -> tuple:
+    """(base name of the file, line) of a ``location_of`` string; ("?", 0) without one."""
+    m = _FILE_LINE.match(location)
+    return (m.group(1).rsplit("/", 1)[-1], int(m.group(2))) if m else ("?", 0)
+
+
 def parse_ttgir_ops(text: str) -> list:
-    """The ops of COMMENTED_OPS in program order, with source line and layout."""
-    locs = _resolve_locations(text)
+    """The ops of SOURCE_COMMENTED_OPS in program order, with source line and layout."""
+    locations = {name: iter(locs) for name, locs in op_locations(text).items()}
     layouts = _layouts(text)
     ops = []
     for line in text.splitlines():
@@ -91,11 +83,8 @@ def parse_ttgir_ops(text: str) -> list:
         if not m:
             continue
         rest = m.group(2)
-        loc = re.search(r"loc\((#loc\d*)\)\s*$", rest)
-        where = locs.get(loc.group(1)) if loc else None
-        if where is None:
-            inline = _FILE_LOC.search(rest)
-            where = (inline.group(1).rsplit("/", 1)[-1], int(inline.group(2))) if inline else ("?", 0)
+        located = _LOCATED.search(line) and m.group(1) in locations
+        where = _file_and_line(location_of(next(locations[m.group(1)], ""))) if located else ("?", 0)
         ptr_type = re.search(r"(?:tensor<[\dx]*!tt\.ptr<(\w+)>(?:, (#\w+))?>|!tt\.ptr<(\w+)>)", rest)
         element = layout_name = None
         if ptr_type:

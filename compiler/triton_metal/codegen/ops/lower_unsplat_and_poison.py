@@ -1,4 +1,4 @@
-"""Ops that only move values: tt.unsplat (a one-element tensor to its scalar) and ub.poison."""
+"""tt.unsplat (a one-element tensor to its scalar) and ub.poison (an undefined value): no computation."""
 from __future__ import annotations
 
 from triton_metal.codegen.emitter import lowers

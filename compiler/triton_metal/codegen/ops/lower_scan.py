@@ -12,10 +12,10 @@ value in float and rounds each output once, which keeps it within the tolerance 
 from __future__ import annotations
 
 from triton_metal.codegen.emitter import lowers
-from triton_metal.codegen.lower_layout import _linear, _sizeof
-from triton_metal.codegen.lower_reduce import emit_combine_function, single_combine_op
+from triton_metal.codegen.layout import linear_index
+from triton_metal.codegen.ops.lower_reduce import emit_combine_function, single_combine_op
 from triton_metal.codegen.own_names import AT, BASE, ELEMENT, LANE, LINE, SIMD
-from triton_metal.codegen.types import threadgroup_pointer
+from triton_metal.codegen.types import sizeof, threadgroup_pointer
 
 WIDENED = {"arith.addf": "+", "arith.mulf": "*"}  # combine ops a 16-bit float scan runs in float
 
@@ -48,14 +48,14 @@ def lower_scan(em, op):
 
     buffers, offset = [], 0
     for s in srcs:
-        size = numel * _sizeof(s.ctype)
+        size = numel * sizeof(s.ctype)
         buffers.append((em.fresh_own(f"{hint}_line"), s.ctype, offset))
         offset = (offset + size + 15) // 16 * 16
     for name, ctype, off in buffers:
         em.emit(f"{threadgroup_pointer(ctype)} {name} = {em.scratch(ctype, offset, off)};")
 
     def index(i):
-        return _linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])
+        return linear_index(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])
     for (name, _, _), s in zip(buffers, srcs):
         em.emit_loop(max(s.nregs, 1) if s.is_array else em.nregs(src_values[0]),
                      lambda i, name=name, s=s: f"{name}[{index(i)}] = {s.at(i)};")

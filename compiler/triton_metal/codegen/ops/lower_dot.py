@@ -21,8 +21,9 @@ lower precision; we always accumulate at full precision of the accumulator type.
 """
 from __future__ import annotations
 
+from triton_metal.abi import MAX_THREADGROUP_MEMORY
 from triton_metal.codegen.emitter import lowers
-from triton_metal.codegen.lower_shared import (
+from triton_metal.codegen.ops.lower_shared import (
     SharedBuffer,
     coords,
     drop_unread_load,
@@ -33,7 +34,6 @@ from triton_metal.codegen.lower_shared import (
 )
 from triton_metal.codegen.own_names import REG, SIMD
 from triton_metal.codegen.types import msl_scalar, threadgroup_pointer
-from triton_metal.errors import MAX_THREADGROUP_MEMORY
 
 SIMDGROUP_ACCUMULATORS = {"f32": "float", "f16": "half"}
 # Operand element -> (threadgroup element the fragments load, fragment element type).
@@ -122,7 +122,6 @@ def lower_dot(em, op):
     if a.type.element != b.type.element:
         raise em.unsupported(op, f"operands of different types ({a.type.element} x {b.type.element})",
                              "cast both operands to the same type before tl.dot")
-    em.source_comment(op)
     em.barrier()  # the scratch may still be read by the op before
     if _simdgroup_plan(em, op) is not None:
         _lower_simdgroup(em, op)

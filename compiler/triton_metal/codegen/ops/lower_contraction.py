@@ -9,19 +9,24 @@ so both compute the fused bits, as Triton does on NVIDIA GPUs (LLVM fuses there 
 ``enable_fp_fusion``). As LLVM's DAG combiner there: one block at a time, the first operand's product
 when both operands are products, and a product with other uses too (it is then computed once more
 for them). float and half only: Metal has no bfloat fma, and bfloat products stay rounded.
+
+This module is the one lowering of ``arith.addf``, ``arith.subf`` and ``arith.mulf`` (msl_ops.CONTRACTIBLE:
+lower_elementwise leaves them out), fused or not.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 
-from triton_metal.codegen import lower_elementwise, msl_ops  # noqa: F401  (lower_elementwise first: we override it)
-from triton_metal.codegen.emitter import lowers, paren
+from triton_metal.codegen import msl_ops
+from triton_metal.codegen.emitter import lowers
 from triton_metal.codegen.ir_reader import kernel_blocks
-from triton_metal.codegen.lower_elementwise import _render
+from triton_metal.codegen.msl_text import paren
+from triton_metal.codegen.ops.lower_elementwise import render
 
 FUSABLE = ("f32", "f16")
 ADDS = ("arith.addf", "arith.subf")
+PRODUCT = "arith.mulf"
 
 
 @dataclass
@@ -47,7 +52,7 @@ def plan(func, enabled: bool) -> FusionPlan:
                 k = next((k for k, v in enumerate(op.operands) if v.id in products), None)
                 if k is not None:
                     result.fused[id(op)] = (k, products[op.operands[k].id])
-            elif op.name == "arith.mulf" and element in FUSABLE:
+            elif op.name == PRODUCT and element in FUSABLE:
                 products[op.results[0].id] = op
     fused_uses = Counter(mul.results[0].id for _, mul in result.fused.values())
     result.absorbed = {vid for vid, n in fused_uses.items() if n == uses[vid]}
@@ -58,18 +63,18 @@ def _fusion(em):
     return getattr(em, "fusion", None) or FusionPlan()
 
 
-@lowers("arith.mulf")
+@lowers(PRODUCT)
 def lower_mulf(em, op):
     if op.results[0].id in _fusion(em).absorbed:
         return  # only fused adds use this product, and they compute it inside their fma()
-    _render(em, op, msl_ops.BINARY[op.name])
+    render(em, op, msl_ops.BINARY[op.name])
 
 
 @lowers(*ADDS)
 def lower_add_or_subtract(em, op):
     found = _fusion(em).fused.get(id(op))
     if found is None:
-        _render(em, op, msl_ops.BINARY[op.name])
+        render(em, op, msl_ops.BINARY[op.name])
         return
     k, mul = found
     a, b = (em.var(v) for v in mul.operands)

@@ -8,8 +8,8 @@ Operands are grouped operand-major (a0, a1, b0, b1) and results result-major, as
 from __future__ import annotations
 
 from triton_metal.codegen.emitter import Var, lowers
-from triton_metal.codegen.lower_control import lower_body
 from triton_metal.codegen.msl_text import comment
+from triton_metal.codegen.ops.lower_control import lower_body
 from triton_metal.codegen.own_names import REG, R, X
 
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from triton_metal import abi
 from triton_metal.codegen.emitter import Var, lowers
-from triton_metal.codegen.lower_control import _assign_all, lower_body
 from triton_metal.codegen.msl_text import comment
+from triton_metal.codegen.ops.lower_control import lower_body
+from triton_metal.codegen.own_names import BUILTIN_NAMES
 from triton_metal.codegen.own_names import SCRATCH as SCRATCH_ARRAY
 
 SCRATCH = f"threadgroup float4* {SCRATCH_ARRAY}"
@@ -41,8 +43,8 @@ class MslFunction:
 
 
 def _builtin_params() -> list:
-    from triton_metal.codegen import BUILTINS  # the kernel's builtins, as its signature declares them
-    return [re.sub(r"\s*\[\[.*?\]\]", "", b) for b in BUILTINS]
+    """The kernel's builtins (own_names.BUILTINS), declared as parameters of a function."""
+    return [f"{ctype} {BUILTIN_NAMES[attribute]}" for attribute, ctype in abi.GENERATED_BUILTINS]
 
 
 def _readable_name(symbol: str) -> str:
@@ -87,27 +89,27 @@ def msl_function(em, call) -> MslFunction:
         return table[symbol]
     table[symbol] = None
     name = em.fresh(_readable_name(symbol))
-    saved = em.lines, em.depth, em.prologue, em._layout_names, getattr(em, "return_slots", None)
+    saved_slots = getattr(em, "return_slots", None)
     outer = _outer_prologues(em)
     outer.append(em.prologue)  # the state the callers declared is in scope for this body too
-    em.lines, em.depth, em.prologue, em._layout_names = [], 1, [], {}
     try:
-        params = []
-        for k, arg in enumerate(func.regions[0].args):
-            pname = em.fresh(arg.name_hint or f"arg{k}")
-            ctype = em.ctype(arg)
-            params.append(f"{ctype} {pname}")
-            em.vars[arg.id] = Var(pname, ctype)
-        em.return_slots = []
-        for k, res in enumerate(call.results):  # the callee's result types are the call's
-            slot = Var(em.fresh_own(f"result{k}"), em.ctype(res), em.nregs(res))
-            params.append(f"thread {slot.ctype} (&{slot.name})[{slot.nregs}]" if slot.nregs
-                          else f"thread {slot.ctype}& {slot.name}")
-            em.return_slots.append(slot)
-        lower_body(em, func.regions[0])
-        body, prologue = em.lines, em.prologue
+        with em.function_scope():
+            params = []
+            for k, arg in enumerate(func.regions[0].args):
+                pname = em.fresh(arg.name_hint or f"arg{k}")
+                ctype = em.ctype(arg)
+                params.append(f"{ctype} {pname}")
+                em.vars[arg.id] = Var(pname, ctype)
+            em.return_slots = []
+            for k, res in enumerate(call.results):  # the callee's result types are the call's
+                slot = Var(em.fresh_own(f"result{k}"), em.ctype(res), em.nregs(res))
+                params.append(f"thread {slot.ctype} (&{slot.name})[{slot.nregs}]" if slot.nregs
+                              else f"thread {slot.ctype}& {slot.name}")
+                em.return_slots.append(slot)
+            lower_body(em, func.regions[0])
+            body, prologue = em.lines, em.prologue
     finally:
-        em.lines, em.depth, em.prologue, em._layout_names, em.return_slots = saved
+        em.return_slots = saved_slots
         outer.pop()
     local, state = [], []
     for line in prologue:
@@ -145,6 +147,6 @@ def lower_call(em, op):
 def lower_return(em, op):
     """Results go to the function's out-parameters; `return;` unless this is the end of the body."""
     if op.operands:
-        _assign_all(em, em.return_slots, [em.var(v) for v in op.operands])
+        em.assign_all(em.return_slots, [em.var(v) for v in op.operands])
     if em.depth > 1:
         em.emit("return;")

@@ -27,12 +27,10 @@ from itertools import pairwise
 from triton_metal.codegen import msl_ops
 from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.layout import bits_expr
-from triton_metal.codegen.lower_elementwise import _math_prefix
-from triton_metal.codegen.lower_layout import _sizeof
-from triton_metal.codegen.lower_shared import allocate
 from triton_metal.codegen.msl_text import comment
+from triton_metal.codegen.ops.lower_shared import allocate
 from triton_metal.codegen.own_names import ACC, ELEMENT, GROUP, LANE, LANE_BIT, PART, SIMD, X
-from triton_metal.codegen.types import threadgroup_pointer
+from triton_metal.codegen.types import sizeof, threadgroup_pointer
 
 LANE_BITS = 5  # 32 lanes per simdgroup
 
@@ -94,7 +92,7 @@ def emit_float_combine_function(em, op, name: str, hint: str) -> str:
     acc, x = f"{ACC}0", f"{X}0"
     em.helpers.append("\n".join(([header] if header else []) + [
         f"inline void {fn}(thread float& {acc}, float {x}) {{",
-        f"    {acc} = {msl_ops.BINARY[name].format(acc, x, f=_math_prefix(em, 'f32'))};", "}"]))
+        f"    {acc} = {msl_ops.BINARY[name].format(acc, x, f=em.math_prefix('f32'))};", "}"]))
     return fn
 
 
@@ -316,7 +314,7 @@ def _across_simdgroups(em, op, layout, axis, accs, combine, keys, lane_mask, war
     offsets, total = [], 0
     for a in accs:
         offsets.append(total)
-        total += numel * parts * _sizeof(a.ctype)
+        total += numel * parts * sizeof(a.ctype)
         total = (total + 15) // 16 * 16
     own_arrays = _runs_once(em) and total <= OWN_PARTIALS_MAX_BYTES
     ptrs = []

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import re
 
+from triton_metal.codegen import msl_helpers
 from triton_metal.codegen.emitter import Var, lowers
-from triton_metal.codegen.lower_layout import _linear, _sizeof
-from triton_metal.codegen.lower_memory import _redundant_bits, owner_condition
-from triton_metal.codegen.lower_numeric import add_helper
+from triton_metal.codegen.layout import linear_index, redundant_bits
 from triton_metal.codegen.memory_model import Ordering, ordering, sem_and_scope
-from triton_metal.codegen.msl_text import own_helper
+from triton_metal.codegen.ops.lower_memory import owner_condition
 from triton_metal.codegen.own_names import POLL, POLLS, REG
-from triton_metal.codegen.types import msl_scalar, threadgroup_pointer
+from triton_metal.codegen.types import msl_scalar, sizeof, threadgroup_pointer
 
 # tt.atomic_rmw kind -> (Metal function, unsigned operands)
 RMW = {
@@ -46,7 +45,7 @@ def _owned_registers(em, op, ptr, mask, value_layout, body, order: Ordering):
     if order.release:
         em.emit(order.release + "  // release")
     owner = owner_condition(value_layout)
-    reg_mask = _redundant_bits(value_layout.reg_bases) if value_layout is not None else 0
+    reg_mask = redundant_bits(value_layout.reg_bases) if value_layout is not None else 0
     n = max(ptr.nregs, 1)
 
     def text(i):
@@ -71,7 +70,7 @@ def _share_old_values(em, result, old: Var, order: Ordering):
     """Copies of an element in other threads (or registers) receive the owner's old value; then the
     acquire fence of `order` (every thread, after the barrier that follows the atomic)."""
     layout = result.layout
-    redundant = layout is None or owner_condition(layout) or _redundant_bits(layout.reg_bases)
+    redundant = layout is None or owner_condition(layout) or redundant_bits(layout.reg_bases)
     # An atomic whose old values nobody reads (tl.atomic_add(ptr, v) as a statement) shares nothing.
     if not redundant or result.id not in em.used_values:
         em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
@@ -80,14 +79,14 @@ def _share_old_values(em, result, old: Var, order: Ordering):
     shape = result.type.shape if layout is not None else (1,)
     numel = result.type.numel if layout is not None else 1
     ptr = em.fresh_own("old_values")
-    em.emit(f"{threadgroup_pointer(old.ctype)} {ptr} = {em.scratch(old.ctype, numel * _sizeof(old.ctype))};")
+    em.emit(f"{threadgroup_pointer(old.ctype)} {ptr} = {em.scratch(old.ctype, numel * sizeof(old.ctype))};")
     owner = owner_condition(layout)
-    reg_mask = _redundant_bits(layout.reg_bases) if layout is not None else 0
+    reg_mask = redundant_bits(layout.reg_bases) if layout is not None else 0
 
     def index(i):
         if layout is None:
             return "0"
-        return _linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])
+        return linear_index(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])
     if owner:
         em.emit(f"if ({owner}) {{")
         em.depth += 1
@@ -122,7 +121,6 @@ def _declare_old_values(em, op, ctype):
     """The variable receiving the values an atomic returns, and its element for register `i`."""
     result = op.results[0]
     old = Var(em.fresh(result.name_hint or "old"), ctype, em.nregs(result))
-    em.source_comment(op)
     em.emit(f"{ctype} {old.name}[{max(old.nregs, 1)}] = {{}};" if old.nregs else f"{ctype} {old.name} = 0;")
     return old, ((lambda i: f"{old.name}[{i}]") if old.nregs else (lambda i: old.name))
 
@@ -150,17 +148,6 @@ def lower_atomic_rmw(em, op):
     _share_old_values(em, result, old, order)
 
 
-_CAS = own_helper("""// Compare-and-swap returning the old value: retries the weak exchange only when it fails
-// spuriously.
-inline {T} tm_atomic_cas({A} p, {T} expected, {T} desired) {{
-    {T} seen = expected;
-    while (!atomic_compare_exchange_weak_explicit(p, &seen, desired, memory_order_relaxed, memory_order_relaxed)
-           && seen == expected) {{
-    }}
-    return seen;
-}}""")
-
-
 @lowers("tt.atomic_cas")
 def lower_atomic_cas(em, op):
     ptr, cmp, val = (em.var(v) for v in op.operands[:3])
@@ -171,7 +158,7 @@ def lower_atomic_cas(em, op):
     bits_type = "uint" if ctype == "float" else ctype
     atomic = _atomic_pointer(em, op, element if ctype != "float" else "i32", "cas", ctype == "float")
     order = _ordering(em, op)
-    add_helper(em, _CAS.format(T=bits_type, A=atomic))
+    em.add_helper(msl_helpers.ATOMIC_CAS.format(T=bits_type, A=atomic))
     conv = (lambda e: f"as_type<uint>({e})") if ctype == "float" else (lambda e: e)
     back = (lambda e: f"as_type<float>({e})") if ctype == "float" else (lambda e: e)
     old, target = _declare_old_values(em, op, ctype)
@@ -204,7 +191,6 @@ def lower_atomic_store(em, op):
     element = op.operands[1].type.element
     atomic = _atomic_pointer(em, op, element, "store", False)
     order = _ordering(em, op)
-    em.source_comment(op)
     _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: (
         f"atomic_store_explicit(({atomic})({ptr.at(i)}), {msl_scalar(element)}({val.at(i)}), memory_order_relaxed);"),
         order)
@@ -239,7 +225,6 @@ def lower_atomic_poll(em, op):
     else:
         read = f"*(volatile {em.device_space} {msl_scalar(element)}*)({ptr.name})"
     matched = em.fresh(op.results[0].name_hint or "matched")
-    em.source_comment(op)
     em.emit(f"bool {matched} = false;")
     if len(op.operands) > 2:
         timeout = em.var(op.operands[2]).at(0)

@@ -6,11 +6,10 @@ from ``triton.language.extra.cuda.libdevice``, is refused with the catalog entry
 """
 from __future__ import annotations
 
-from triton_metal.codegen import lower_elementwise  # noqa: F401  (registered first: this overrides its refusal)
 from triton_metal.codegen.emitter import lowers
-from triton_metal.codegen.libdevice_msl import SYMBOL_PREFIX, TEMPLATES, helper_texts
-from triton_metal.codegen.lower_elementwise import _render
-from triton_metal.codegen.lower_numeric import add_helper
+from triton_metal.codegen.libdevice_msl import SYMBOL_PREFIX, TEMPLATES
+from triton_metal.codegen.msl_helpers import helper_texts
+from triton_metal.codegen.ops.lower_elementwise import render
 
 
 def _uses_fp64(op) -> bool:
@@ -27,5 +26,5 @@ def lower_extern_elementwise(em, op):
         raise em.refuse("extern_elementwise", op, symbol=symbol)
     template, helpers = entry
     for text in helper_texts(helpers):
-        add_helper(em, text)
-    _render(em, op, template.replace("{T}", em.ctype(op.results[0])))
+        em.add_helper(text)
+    render(em, op, template.replace("{T}", em.ctype(op.results[0])))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 
 from triton_metal.codegen.emitter import lowers
-from triton_metal.codegen.lower_layout import _linear, _sizeof
+from triton_metal.codegen.layout import linear_index
 from triton_metal.codegen.own_names import BIN, COUNT, PART
-from triton_metal.codegen.types import threadgroup_pointer
+from triton_metal.codegen.types import sizeof, threadgroup_pointer
 
 
 def _xor(a, b):
@@ -60,11 +60,11 @@ def gather(em, sources, dst, project, stacked_index):
     numel = sources[0].type.numel
     ctype = srcs[0].ctype
     ptr = em.fresh_own("staging")
-    em.emit(f"{threadgroup_pointer(ctype)} {ptr} = {em.scratch(ctype, len(sources) * numel * _sizeof(ctype))};")
+    em.emit(f"{threadgroup_pointer(ctype)} {ptr} = {em.scratch(ctype, len(sources) * numel * sizeof(ctype))};")
     layout = sources[0].layout
     for k, s in enumerate(srcs):
         base = f"{k * numel} + " if k else ""
-        em.emit_loop(em.nregs(sources[k]), lambda i, s=s, base=base: f"{ptr}[{base}{_linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])}] = {s.at(i)};")
+        em.emit_loop(em.nregs(sources[k]), lambda i, s=s, base=base: f"{ptr}[{base}{linear_index(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])}] = {s.at(i)};")
     em.barrier()
     var = em.define(dst, lambda i: f"{ptr}[{stacked_index([em.coord_expr(dst.layout, d, i) for d in range(dst.layout.rank)])}]")
     em.barrier()
@@ -90,14 +90,14 @@ def _flatten(coord, shape) -> int:
 def lower_join(em, op):
     shape = op.operands[0].type.shape
     gather(em, op.operands, op.results[0], lambda c: (c[-1], tuple(c[:-1])),
-           lambda e: f"{paren_mul(e[-1], _numel(shape))} + {_linear(shape, e[:-1])}" if e[-1] != "0" else _linear(shape, e[:-1]))
+           lambda e: f"{paren_mul(e[-1], _numel(shape))} + {linear_index(shape, e[:-1])}" if e[-1] != "0" else linear_index(shape, e[:-1]))
 
 
 @lowers("tt.split")
 def lower_split(em, op):
     shape = op.operands[0].type.shape
     for k, res in enumerate(op.results):
-        gather(em, op.operands, res, lambda c, k=k: (0, tuple(c) + (k,)), lambda e, k=k: _linear(shape, [*e, str(k)]))
+        gather(em, op.operands, res, lambda c, k=k: (0, tuple(c) + (k,)), lambda e, k=k: linear_index(shape, [*e, str(k)]))
 
 
 @lowers("tt.reshape")
@@ -105,7 +105,7 @@ def lower_reshape(em, op):
     src_shape, dst_shape = op.operands[0].type.shape, op.results[0].type.shape
     # Row-major order on both sides (`view`'s freedom to reorder is not used).
     gather(em, op.operands, op.results[0], lambda c: (0, _unflatten(_flatten(c, dst_shape), src_shape)),
-           lambda e: _linear(dst_shape, e))
+           lambda e: linear_index(dst_shape, e))
 
 
 _ORDER = re.compile(r"order = array<i32:\s*([\d,\s]+)>")
@@ -129,7 +129,7 @@ def lower_trans(em, op):
         src = ["0"] * len(order)
         for i, o in enumerate(order):
             src[o] = e[i]
-        return _linear(src_shape, src)
+        return linear_index(src_shape, src)
     gather(em, op.operands, op.results[0], project, index)
 
 
@@ -138,7 +138,7 @@ def lower_cat(em, op):
     n = op.operands[0].type.shape[0]
     dst_shape = op.results[0].type.shape
     # Concatenating along dim 0 of row-major blocks is stacking them: the result's own row-major index.
-    gather(em, op.operands, op.results[0], lambda c: (c[0] // n, (c[0] % n, *c[1:])), lambda e: _linear(dst_shape, e))
+    gather(em, op.operands, op.results[0], lambda c: (c[0] // n, (c[0] % n, *c[1:])), lambda e: linear_index(dst_shape, e))
 
 
 def _numel(shape) -> int:
@@ -158,9 +158,9 @@ def _stage(em, value, hint: str, offset: int = 0):
     src = em.var(value)
     shape, layout = value.type.shape, value.layout
     ptr = em.fresh_own(hint)
-    nbytes = offset + value.type.numel * _sizeof(src.ctype)
+    nbytes = offset + value.type.numel * sizeof(src.ctype)
     em.emit(f"{threadgroup_pointer(src.ctype)} {ptr} = {em.scratch(src.ctype, nbytes, offset)};")
-    em.emit_loop(em.nregs(value), lambda i: f"{ptr}[{_linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])}] = {src.at(i)};")
+    em.emit_loop(em.nregs(value), lambda i: f"{ptr}[{linear_index(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])}] = {src.at(i)};")
     em.barrier()
     return ptr
 
@@ -177,7 +177,7 @@ def lower_gather(em, op):
     def read(i):
         coord = [em.coord_expr(result.layout, d, i) for d in range(result.layout.rank)]
         coord[axis] = index.at(i)
-        return f"{ptr}[{_linear(shape, coord)}]"
+        return f"{ptr}[{linear_index(shape, coord)}]"
     em.define(result, read)
     em.barrier()
 
@@ -190,7 +190,7 @@ def lower_histogram(em, op):
     ptr = _stage(em, src_value, "histogram_input")
     numel = src_value.type.numel
     # tl.histogram(x, bins, mask=m): masked-off elements are not counted (the mask is staged after x).
-    mask_offset = (numel * _sizeof(em.var(src_value).ctype) + 15) // 16 * 16
+    mask_offset = (numel * sizeof(em.var(src_value).ctype) + 15) // 16 * 16
     counted = f"{_stage(em, op.operands[1], 'histogram_mask', mask_offset)}[{PART}] && " if len(op.operands) > 1 else ""
     var = em.declare_array(result)
     ctype = var.ctype

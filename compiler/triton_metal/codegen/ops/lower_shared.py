@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from triton_metal.codegen.emitter import Var, lowers, paren
+from triton_metal.codegen.emitter import Var, lowers
+from triton_metal.codegen.msl_text import paren
 from triton_metal.codegen.own_names import REG
 from triton_metal.codegen.types import BITWIDTH, msl_scalar
 from triton_metal.errors import UnsupportedOperationError, check_threadgroup_memory

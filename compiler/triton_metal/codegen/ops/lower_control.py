@@ -15,24 +15,8 @@ followed by the other side, so if/elif/return chains stay flat.
 from __future__ import annotations
 
 from triton_metal.codegen.branch_graph import BranchCycle, BranchGraph
-from triton_metal.codegen.emitter import Var, lowers, paren
-
-
-def _assign_all(em, dsts, srcs):
-    """dsts[k] = srcs[k] for all k at once (a yield may swap loop-carried values)."""
-    dst_names = {d.name for d in dsts}
-    clash = any(s.name in dst_names and s.name != d.name for d, s in zip(dsts, srcs))
-    if clash:
-        temps = []
-        for s in srcs:
-            t = Var(em.fresh_own("yielded"), s.ctype, s.nregs)
-            em.emit(f"{t.ctype} {t.name}[{t.nregs}];" if t.nregs else f"{t.ctype} {t.name};")
-            em.assign(t, s)
-            temps.append(t)
-        srcs = temps
-    for d, s in zip(dsts, srcs):
-        if d.name != s.name:
-            em.assign(d, s)
+from triton_metal.codegen.emitter import Var, lowers
+from triton_metal.codegen.msl_text import paren
 
 
 def _lower_body(em, block, results):
@@ -41,7 +25,7 @@ def _lower_body(em, block, results):
     for op in ops:
         em.lower_op(op)
     if results:
-        _assign_all(em, results, [em.var(v) for v in terminator.operands])
+        em.assign_all(results, [em.var(v) for v in terminator.operands])
 
 
 @lowers("scf.for")
@@ -103,7 +87,7 @@ def lower_while(em, op):
     *ops, condition = before.ops
     for inner in ops:
         em.lower_op(inner)
-    _assign_all(em, results, [em.var(v) for v in condition.operands[1:]])
+    em.assign_all(results, [em.var(v) for v in condition.operands[1:]])
     em.emit(f"if (!{em.var(condition.operands[0]).at(0)}) break;")
     for arg, var in zip(after.args, results):
         em.vars[arg.id] = var
@@ -189,7 +173,7 @@ class _StructuredEmitter:
     def jump(self, target, operands) -> None:
         em = self.em
         if self.graph.is_merge(target):
-            _assign_all(em, [em.var(a) for a in target.args], [em.var(v) for v in operands])
+            em.assign_all([em.var(a) for a in target.args], [em.var(v) for v in operands])
             if id(target) in self.flags:
                 em.emit(f"{self.flags[id(target)]} = true;")
         else:  # the only way in: the block goes here, its arguments are the operands themselves

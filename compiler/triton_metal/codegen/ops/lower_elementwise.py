@@ -11,14 +11,10 @@ from triton_metal.codegen.own_names import NUM_PROGRAMS, PROGRAM_ID
 from triton_metal.codegen.types import BITWIDTH, FLOATS, msl_scalar
 
 
-def _math_prefix(em, element: str) -> str:
-    if element != "f32":
-        return ""  # half uses metal:: (bfloat is computed in float, see _render)
-    return "fast::" if em.options.fast_math else "precise::"
-
-
-def _render(em, op, template: str, in_float: bool | None = None) -> None:
-    """Render `template` per register over the op's operands into its (single) result.
+def render(em, op, template: str, in_float: bool | None = None) -> None:
+    """Render `template` per register over the op's operands into its (single) result (the elementwise
+    lowerings of msl_ops' tables, lower_numeric, lower_rounding, lower_contraction and lower_extern).
+    `{f}` in the template is the math namespace of the op's type (KernelEmitter.math_prefix).
 
     An op on bf16 values that MSL has no bfloat version of (every op but those in
     msl_ops.BFLOAT_AS_WRITTEN, or as `in_float` says) computes in float: its bf16 operands are
@@ -32,7 +28,7 @@ def _render(em, op, template: str, in_float: bool | None = None) -> None:
         in_float = op.name not in msl_ops.BFLOAT_AS_WRITTEN
     widen = [in_float and v.type.element == "bf16" for v in op.operands]
     narrow = in_float and result.type.element == "bf16"
-    prefix = _math_prefix(em, "f32" if any(widen) or narrow else element)
+    prefix = em.math_prefix("f32" if any(widen) or narrow else element)
 
     def text(i):
         args = [msl_ops.as_float(o.at(i)) if w else o.at(i) for o, w in zip(operands, widen)]
@@ -50,30 +46,30 @@ def _lower_table(table):
     def lower(em, op):
         element = op.results[0].type.element
         if element == "i1" and op.name in msl_ops.BOOL_BINARY:
-            _render(em, op, msl_ops.BOOL_BINARY[op.name])
+            render(em, op, msl_ops.BOOL_BINARY[op.name])
         elif op.name in msl_ops.WRAPPING and element not in FLOATS and (
                 wrapped := msl_ops.wrapping(op.name, em.ctype(op.results[0]), BITWIDTH[element])):
-            _render(em, op, wrapped)
+            render(em, op, wrapped)
         else:
-            _render(em, op, table[op.name])
+            render(em, op, table[op.name])
     return lower
 
 
-lowers(*msl_ops.BINARY)(_lower_table(msl_ops.BINARY))
+lowers(*(name for name in msl_ops.BINARY if name not in msl_ops.CONTRACTIBLE))(_lower_table(msl_ops.BINARY))
 lowers(*msl_ops.UNARY)(_lower_table(msl_ops.UNARY))
 lowers(*msl_ops.TERNARY)(_lower_table(msl_ops.TERNARY))
 
 
 @lowers("arith.cmpi")
 def lower_cmpi(em, op):
-    _render(em, op, msl_ops.CMPI[op.int_attr("predicate")])
+    render(em, op, msl_ops.CMPI[op.int_attr("predicate")])
 
 
 @lowers("arith.cmpf")
 def lower_cmpf(em, op):
     template = msl_ops.CMPF[op.int_attr("predicate")]
     # Comparisons take bfloat operands as written; isnan (ord, uno) has no bfloat overload.
-    _render(em, op, template, in_float="isnan(" in template)
+    render(em, op, template, in_float="isnan(" in template)
 
 
 @lowers(*msl_ops.CASTS)
@@ -88,7 +84,7 @@ def lower_cast(em, op):
         template = "bool({0} & 1)"
     if dst.type.is_pointer:  # as_type reinterprets values, not pointers (MSL 2.19): a pointer cast
         template = "({T}){0}".replace("{T}", em.ctype(dst))
-    _render(em, op, template)
+    render(em, op, template)
 
 
 # ---- constants -----------------------------------------------------------------------------

@@ -6,16 +6,17 @@
 - Float -> integer casts truncate toward zero and saturate, NaN -> 0 (PTX ``cvt.rzi.sat``, what
   Triton does on NVIDIA GPUs); MSL leaves out-of-range conversions undefined.
 - ``tl.umulhi``, ``tl.clamp``, ``tl.sqrt_rn``, ``tl.div_rn``, ``tl.erf``: MSL spellings or our own
-  helpers (Metal has no erf and no 64-bit mulhi).
+  helpers (Metal has no erf and no 64-bit mulhi: codegen/msl_helpers.py).
+
+These ops are not in msl_ops' tables: this module is their one lowering.
 """
 from __future__ import annotations
 
 import re
 
-from triton_metal.codegen import lower_elementwise  # noqa: F401  (registered first: these override it)
+from triton_metal.codegen import msl_helpers
 from triton_metal.codegen.emitter import lowers
-from triton_metal.codegen.lower_elementwise import _math_prefix, _render
-from triton_metal.codegen.msl_text import own_helper
+from triton_metal.codegen.ops.lower_elementwise import render
 from triton_metal.codegen.types import BITWIDTH, msl_scalar
 
 _LITERAL = re.compile(r"^(?:[a-z]+\()?(-?\d+)L?\)?$")
@@ -24,14 +25,6 @@ _LITERAL = re.compile(r"^(?:[a-z]+\()?(-?\d+)L?\)?$")
 def _literal(var) -> int | None:
     m = _LITERAL.match(var.name) if not var.is_array else None
     return int(m.group(1)) if m else None
-
-
-def add_helper(em, text: str) -> None:
-    """Adds a helper function written as it is (its `tm_` names registered with msl_text.own_helper;
-    its other names are local to it, so the identifier audit of msl_text.check_generated skips it)."""
-    if text not in em.helpers:
-        em.helpers.append(own_helper(text))
-        em.static_helpers.add(text)
 
 
 @lowers("arith.divsi", "arith.remsi", "arith.divui", "arith.remui")
@@ -52,7 +45,7 @@ def lower_int_division(em, op):
         template = f"{a} % {safe_b}" if divisor not in (None, 0) else f"({b} == 0 ? 0 : {a} % {b})"
         if signed and wide and divisor in (None, -1):
             template = f"({b} == -1 ? {ctype}(0) : {template})"
-    _render(em, op, template)
+    render(em, op, template)
 
 
 # Rounding integer divisions (Triton's loop fusion computes trip counts with them). The quotient
@@ -70,7 +63,7 @@ def lower_rounding_division(em, op):
     # A zero divisor (unspecified in Triton) divides by one instead of trapping the simulator.
     template = ROUNDING_DIVISION[op.name].replace("{b}", "({1} == 0 ? 1 : {1})").replace(
         "{ub}", "({u1} == 0 ? 1 : {u1})").replace("{ctype}", ctype)
-    _render(em, op, template)
+    render(em, op, template)
 
 
 def _saturating(em, src_element: str, dst_element: str, unsigned: bool) -> str:
@@ -91,16 +84,7 @@ def _saturating(em, src_element: str, dst_element: str, unsigned: bool) -> str:
 def lower_float_to_int(em, op):
     src, dst = op.operands[0].type.element, op.results[0].type.element
     text = _saturating(em, src, dst, op.name == "arith.fptoui")
-    _render(em, op, f"{em.ctype(op.results[0])}({text})")
-
-
-_MULHI64 = own_helper("""// High 64 bits of the 128-bit product of two unsigned 64-bit integers.
-inline ulong tm_umulhi64(ulong a, ulong b) {
-    ulong a_lo = a & 0xffffffffUL, a_hi = a >> 32, b_lo = b & 0xffffffffUL, b_hi = b >> 32;
-    ulong lo_lo = a_lo * b_lo, hi_lo = a_hi * b_lo, lo_hi = a_lo * b_hi;
-    ulong cross = (lo_lo >> 32) + (hi_lo & 0xffffffffUL) + lo_hi;
-    return a_hi * b_hi + (hi_lo >> 32) + (cross >> 32);
-}""")
+    render(em, op, f"{em.ctype(op.results[0])}({text})")
 
 
 @lowers("tt.mulhiui")
@@ -108,10 +92,10 @@ def lower_mulhi(em, op):
     element = op.operands[0].type.element
     ctype = msl_scalar(element)
     if BITWIDTH[element] == 64:
-        add_helper(em, _MULHI64)
-        _render(em, op, f"{ctype}(tm_umulhi64({{u0}}, {{u1}}))")
+        em.add_helper(msl_helpers.UMULHI64)
+        render(em, op, f"{ctype}(tm_umulhi64({{u0}}, {{u1}}))")
     else:
-        _render(em, op, f"{ctype}(mulhi({{u0}}, {{u1}}))")
+        render(em, op, f"{ctype}(mulhi({{u0}}, {{u1}}))")
 
 
 @lowers("tt.clampf")
@@ -120,49 +104,34 @@ def lower_clampf(em, op):
     template = "{f}fmin({f}fmax({0}, {1}), {2})"
     if propagate_all:
         template = f"(isnan({{0}}) ? {{0}} : {template})"
-    _render(em, op, template)
+    render(em, op, template)
 
 
 @lowers("tt.precise_sqrt")
 def lower_precise_sqrt(em, op):
-    _render(em, op, "precise::sqrt({0})")
+    render(em, op, "precise::sqrt({0})")
 
 
 @lowers("tt.precise_divf")
 def lower_precise_divf(em, op):
-    _render(em, op, "precise::divide({0}, {1})")
+    render(em, op, "precise::divide({0}, {1})")
 
 
 @lowers("arith.divf")
 def lower_divf(em, op):
     # Triton's `/` is IEEE division (div.rn on NVIDIA); Metal's `/` follows the fast-math setting.
     if op.operands[0].type.element == "f32":
-        _render(em, op, f"{_math_prefix(em, 'f32')}divide({{0}}, {{1}})")
+        render(em, op, f"{em.math_prefix('f32')}divide({{0}}, {{1}})")
     else:
-        _render(em, op, "{0} / {1}")
-
-
-_ERF = own_helper("""// erf(x) (Metal has none): Taylor series for |x| < 0.5 (error < 1 ulp), Abramowitz & Stegun
-// 7.1.26 above (absolute error < 1.5e-7).
-inline float tm_erf(float x) {
-    float a = fabs(x);
-    if (a < 0.5f) {
-        float x2 = x * x;
-        return x * (1.1283791671f + x2 * (-0.3761263890f + x2 * (0.1128379167f + x2 * (-0.0268661706f
-                 + x2 * (0.0052239776f + x2 * -0.0008548327f)))));
-    }
-    float t = 1.0f / (1.0f + 0.3275911f * a);
-    float p = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-    return copysign(1.0f - p * precise::exp(-a * a), x);
-}""")
+        render(em, op, "{0} / {1}")
 
 
 @lowers("math.erf")
 def lower_erf(em, op):
-    add_helper(em, _ERF)
+    em.add_helper(msl_helpers.ERF)
     element = op.operands[0].type.element
     ctype = msl_scalar(element)
-    # (bf16 goes through float in _render, as every function MSL has no bfloat overload of)
-    _render(em, op, "tm_erf({0})" if element in ("f32", "bf16") else f"{ctype}(tm_erf(float({{0}})))")
+    # (bf16 goes through float in render, as every function MSL has no bfloat overload of)
+    render(em, op, "tm_erf({0})" if element in ("f32", "bf16") else f"{ctype}(tm_erf(float({{0}})))")
 
 # tt.fp_to_fp (and arith.truncf): lower_rounding.py, which honours the rounding mode.

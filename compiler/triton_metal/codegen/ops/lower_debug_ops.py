@@ -1,65 +1,42 @@
-"""tl.device_print (tt.print) and tl.device_assert (tt.assert) through a diagnostics buffer.
+"""tl.device_print (tt.print) and tl.device_assert (tt.assert) through a device-print buffer.
 
 Metal has no printf that a host program can read, so a kernel containing either op gets one
-hidden argument after its own: the *diagnostics buffer*. Every element printed, and every element
-whose assertion fails, appends one fixed-size record to it with a relaxed atomic; the launcher
-reads the buffer back after the launch, prints the records in Triton's CUDA format and raises for
-failed assertions (``triton_metal.device_print``). The simulator and Metal run the same code.
+hidden argument after its own: the *device-print buffer* (argument kind ``abi.DEVICE_PRINT``). Every
+element printed, and every element whose assertion fails, appends one fixed-size record to it with a
+relaxed atomic; the launcher reads the buffer back after the launch, prints the records in Triton's
+CUDA format and raises for failed assertions (``triton_metal.device_print``). The simulator and Metal
+run the same code.
 
-Buffer layout, in 32-bit words (the host side imports these constants):
-
-- header, ``HEADER_WORDS``: [0] records attempted (atomic; beyond the capacity they are counted,
-  not written), [1] capacity in records (written by the host), [2] elements that failed an
-  assertion (atomic, counted even when their records do not fit), [3] 1 + the site of one of them.
-- records, ``RECORD_WORDS`` each: [0] site | operand << 16, [1..3] program id x, y, z,
-  [4] sequence (the how-manieth print/assert this thread executed: orders a program's records),
-  [5] row-major element index (0 for scalars), [6..7] value bits, low word first.
+The buffer's layout, in 32-bit words, is the host's and the kernel's contract: ``abi.PRINT_*`` (a
+header, then records: site | operand << 16, program id x, y, z, the how-manieth print/assert this
+thread executed, the row-major element index, the value's bits). The MSL that writes a record is
+``msl_helpers.DEVICE_PRINT``.
 
 The *sites* (one per tt.print / tt.assert, numbered in program order) hold everything known at
 compile time (prefix, hex, operand dtypes and shapes, message, source line); they travel to the
-launcher in the kernel metadata (``metadata.diagnostics``).
+launcher in the kernel metadata (``MslKernel.diagnostics``).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from triton_metal.codegen import lower_calls
+from triton_metal import abi
+from triton_metal.codegen import msl_helpers
 from triton_metal.codegen.emitter import lowers
-from triton_metal.codegen.lower_layout import _linear
-from triton_metal.codegen.lower_memory import _redundant_bits, owner_condition
-from triton_metal.codegen.lower_numeric import add_helper
-from triton_metal.codegen.msl_text import own, own_helper
+from triton_metal.codegen.layout import linear_index, redundant_bits
+from triton_metal.codegen.msl_text import own
+from triton_metal.codegen.ops import lower_calls
+from triton_metal.codegen.ops.lower_memory import owner_condition
 from triton_metal.codegen.own_names import PROGRAM_ID, REG
 from triton_metal.errors import UnsupportedOperationError
 
-HEADER_WORDS = 8
-RECORD_WORDS = 8
-HEADER_COUNT, HEADER_CAPACITY, HEADER_FAILURES, HEADER_FAILED_SITE = 0, 1, 2, 3
 MAX_SITES = 1 << 16
 MAX_OPERANDS = 1 << 8
 
 BUFFER = own("diag")  # the hidden parameter
 lower_calls.KERNEL_SCOPE_PARAMS.append(f"device uint* {BUFFER}")  # noinline functions that print get it too
 SEQUENCE = own("diag_seq")
-
-_HELPERS = own_helper(f"""\
-// tl.device_print / tl.device_assert: one record in the diagnostics buffer (see triton_metal/codegen/
-// lower_debug_ops.py). Records past the capacity the host wrote are counted, not written.
-inline void tm_diag_record(device uint* diag, uint site, uint3 pid, uint seq, uint index, ulong bits) {{
-    uint slot = atomic_fetch_add_explicit((device atomic_uint*)diag, 1u, memory_order_relaxed);
-    if (slot >= diag[{HEADER_CAPACITY}]) return;
-    device uint* r = diag + {HEADER_WORDS} + slot * {RECORD_WORDS};
-    r[0] = site; r[1] = pid.x; r[2] = pid.y; r[3] = pid.z; r[4] = seq; r[5] = index;
-    r[6] = uint(bits); r[7] = uint(bits >> 32);
-}}
-
-// A failed assertion is counted in the header first, so that a full buffer cannot hide it.
-inline void tm_diag_fail(device uint* diag, uint site, uint3 pid, uint seq, uint index) {{
-    atomic_fetch_add_explicit((device atomic_uint*)(diag + {HEADER_FAILURES}), 1u, memory_order_relaxed);
-    atomic_store_explicit((device atomic_uint*)(diag + {HEADER_FAILED_SITE}), site + 1, memory_order_relaxed);
-    tm_diag_record(diag, site, pid, seq, index, 0);
-}}""")
 
 # MSL scalar type -> expression of its bits as a ulong (integers sign- or zero-extend; the host
 # masks them to their width and reads them with the operand's signedness).
@@ -75,21 +52,21 @@ _IS_SIGNED = re.compile(r"isSigned = array<i32(?::\s*([-\d,\s]*))?>")
 
 
 @dataclass
-class DiagnosticsParameter:
+class DevicePrintParameter:
     """The hidden kernel parameter, for generate_msl."""
     param: str
-    arg_kind: list
+    arg_kind: list  # its entry of the kernel's signature record (abi.KernelArgument.to_json())
 
 
 def sites(em) -> list:
-    """The diagnostic sites of the kernel being generated (JSON-ready dicts, in program order)."""
-    if not hasattr(em, "diagnostic_sites"):
-        em.diagnostic_sites = []
-    return em.diagnostic_sites
+    """The device-print sites of the kernel being generated (JSON-ready dicts, in program order)."""
+    if not hasattr(em, "device_print_sites"):
+        em.device_print_sites = []
+    return em.device_print_sites
 
 
-def diagnostics_parameter(em, slot: int, max_buffers: int) -> DiagnosticsParameter | None:
-    """The diagnostics buffer parameter at `slot`, when the kernel printed or asserted."""
+def device_print_parameter(em, slot: int, max_buffers: int) -> DevicePrintParameter | None:
+    """The device-print buffer parameter at `slot`, when the kernel printed or asserted."""
     if not sites(em):
         return None
     if slot + 1 > max_buffers:
@@ -97,7 +74,8 @@ def diagnostics_parameter(em, slot: int, max_buffers: int) -> DiagnosticsParamet
             f"tl.device_print / tl.device_assert in a kernel with {slot} arguments", "",
             f"printing and assertions take one hidden buffer argument, and Metal binds at most {max_buffers} "
             "buffers per kernel", "pass fewer arguments, e.g. pack scalars into one tensor")
-    return DiagnosticsParameter(f"device uint* {BUFFER} [[buffer({slot})]]", [BUFFER, "diagnostics", "u32"])
+    return DevicePrintParameter(f"device uint* {BUFFER} [[buffer({slot})]]",
+                                abi.KernelArgument(BUFFER, abi.DEVICE_PRINT, "u32").to_json())
 
 
 def _location(op) -> str:
@@ -111,7 +89,7 @@ def _add_site(em, op, site: dict) -> int:
         raise em.unsupported(op, f"a kernel may hold at most {MAX_SITES} device_print/device_assert calls",
                              "print fewer values, or print them from fewer places")
     if not table:
-        add_helper(em, _HELPERS)
+        em.add_helper(msl_helpers.DEVICE_PRINT)
         em.prologue.append(f"    uint {SEQUENCE} = 0;  // prints and asserts this thread executed")
     table.append(site)
     return len(table) - 1
@@ -129,10 +107,10 @@ def _each_element(em, value, body) -> None:
         em.emit(body("0", "0"))
     else:
         shape = value.type.shape
-        reg_mask = _redundant_bits(layout.reg_bases)
+        reg_mask = redundant_bits(layout.reg_bases)
 
         def text(i):
-            index = _linear(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])
+            index = linear_index(shape, [em.coord_expr(layout, d, i) for d in range(len(shape))])
             skip = f"if (({i} & {reg_mask}) == 0) " if reg_mask and i == REG else ""
             return skip + body(i, f"uint({index})")
         em.emit_loop(layout.num_regs, text)
@@ -159,7 +137,6 @@ def lower_print(em, op):
         raise em.unsupported(op, f"tl.device_print takes at most {MAX_OPERANDS} values here", "split the call")
     site = _add_site(em, op, {"kind": "print", "location": _location(op), "prefix": op.str_attr("prefix"),
                               "hex": bool(op.bool_attr("hex")), "operands": operands})
-    em.source_comment(op)
     if not op.operands:  # prefix only: one line per program
         _each_element(em, None, lambda i, index: (
             f"tm_diag_record({BUFFER}, {site}u, {PROGRAM_ID}, {SEQUENCE}, 0u, 0ul);"))
@@ -177,7 +154,6 @@ def lower_assert(em, op):
     cond = op.operands[0]
     site = _add_site(em, op, {"kind": "assert", "location": _location(op), "message": op.str_attr("message"),
                               "shape": list(cond.type.shape)})
-    em.source_comment(op)
     var = em.var(cond)
     _each_element(em, cond, lambda i, index: (
         f"if (!{var.at(i)}) tm_diag_fail({BUFFER}, {site}u, {PROGRAM_ID}, {SEQUENCE}, {index});"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from triton_metal.codegen.emitter import lowers
+from triton_metal.codegen.layout import redundant_bits
 from triton_metal.codegen.own_names import LANE, REG, SIMD
 
 
@@ -12,7 +13,6 @@ def lower_load(em, op):
     other = em.var(op.operands[2]) if len(op.operands) > 2 else None
     result = op.results[0]
     zero = f"{em.ctype(result)}(0)"
-    em.source_comment(op)
 
     def text(i):
         load = f"*{ptr.at(i)}"
@@ -27,18 +27,13 @@ def lower_load(em, op):
         em.define(result, text)
 
 
-def _redundant_bits(bases) -> int:
-    """Mask of the index bits whose basis is zero: they select copies of the same element."""
-    return sum(1 << b for b, base in enumerate(bases) if not any(base))
-
-
 def owner_condition(layout) -> str:
     """MSL condition true in exactly one thread per element (Triton stores each element once)."""
     if layout is None:  # a scalar: every thread holds it, thread 0 owns it
         return f"{LANE} == 0 && {SIMD} == 0"
     terms = []
     for var, bases in ((LANE, layout.lane_bases), (SIMD, layout.warp_bases)):
-        mask = _redundant_bits(bases)
+        mask = redundant_bits(bases)
         if mask:
             terms.append(f"({var} & {mask}) == 0")
     return " && ".join(terms)
@@ -53,8 +48,7 @@ def lower_store(em, op):
     # Copies of an element held by several threads (or registers) are stored once, so that a
     # kernel reading and writing the same address sees one store, as on CUDA.
     owner = owner_condition(layout)
-    em.source_comment(op)
-    reg_mask = _redundant_bits(layout.reg_bases) if layout is not None else 0
+    reg_mask = redundant_bits(layout.reg_bases) if layout is not None else 0
 
     def text(i):
         store = f"*{ptr.at(i)} = {value.at(i)};"

@@ -7,11 +7,11 @@ through threadgroup memory.
 """
 from __future__ import annotations
 
-from triton_metal.codegen.emitter import lowers, paren
-from triton_metal.codegen.layout import bits_expr
+from triton_metal.abi import MAX_THREADGROUP_MEMORY
+from triton_metal.codegen.emitter import lowers
+from triton_metal.codegen.layout import bits_expr, linear_index
 from triton_metal.codegen.own_names import AT, REG, ROUND
-from triton_metal.codegen.types import threadgroup_pointer
-from triton_metal.errors import MAX_THREADGROUP_MEMORY
+from triton_metal.codegen.types import sizeof, threadgroup_pointer
 
 
 def _register_map(src_layout, dst_layout, project):
@@ -59,20 +59,11 @@ def relayout(em, src_value, dst_value, project):
     return _through_threadgroup_memory(em, src, src_value, dst_value, project)
 
 
-def _linear(shape, coord_exprs) -> str:
-    terms, stride = [], 1
-    for dim in reversed(range(len(shape))):
-        if shape[dim] > 1:
-            terms.append(coord_exprs[dim] if stride == 1 else f"{paren(coord_exprs[dim])} * {stride}")
-        stride *= shape[dim]
-    return " + ".join(reversed(terms)) or "0"
-
-
 MIN_ROUND_BYTES = 1024  # a conversion in rounds needs at least this much threadgroup memory left
 
 
 def _through_threadgroup_memory(em, src, src_value, dst_value, project):
-    numel, size = src_value.type.numel, _sizeof(src.ctype)
+    numel, size = src_value.type.numel, sizeof(src.ctype)
     budget = MAX_THREADGROUP_MEMORY - em.shared_bytes
     if numel * size > budget >= MIN_ROUND_BYTES:  # (with less room left, the error below names the total)
         return _through_threadgroup_memory_in_rounds(em, src, src_value, dst_value, project, budget // size)
@@ -80,14 +71,14 @@ def _through_threadgroup_memory(em, src, src_value, dst_value, project):
     shape = src_value.type.shape
     ctype = src.ctype
     ptr = em.fresh_own("staging")
-    em.emit(f"{threadgroup_pointer(ctype)} {ptr} = {em.scratch(ctype, numel * _sizeof(ctype))};")
-    em.emit_loop(src.nregs, lambda i: f"{ptr}[{_linear(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))])}] = {src.at(i)};")
+    em.emit(f"{threadgroup_pointer(ctype)} {ptr} = {em.scratch(ctype, numel * sizeof(ctype))};")
+    em.emit_loop(src.nregs, lambda i: f"{ptr}[{linear_index(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))])}] = {src.at(i)};")
     em.barrier()
 
     def read(i):
         dst_coord = [em.coord_expr(dst_layout, d, i) for d in range(dst_layout.rank)]
         src_coord = project_exprs(project, dst_coord, len(shape))
-        return f"{ptr}[{_linear(shape, src_coord)}]"
+        return f"{ptr}[{linear_index(shape, src_coord)}]"
     var = em.define(dst_value, read)
     em.barrier()
     return var
@@ -101,19 +92,19 @@ def _through_threadgroup_memory_in_rounds(em, src, src_value, dst_value, project
     slab = 1 << (capacity.bit_length() - 1)  # a power of two, so a round is a shift of the index
     rounds = -(-src_value.type.numel // slab)
     ptr = em.fresh_own("staging")
-    em.emit(f"{threadgroup_pointer(ctype)} {ptr} = {em.scratch(ctype, slab * _sizeof(ctype))};")
+    em.emit(f"{threadgroup_pointer(ctype)} {ptr} = {em.scratch(ctype, slab * sizeof(ctype))};")
     var = em.declare_array(dst_value)
     # AT wraps around (unsigned) below the slab, so one comparison tells whether it is in this round.
     em.emit(f"for (uint {ROUND} = 0; {ROUND} < {rounds}; ++{ROUND}) {{  "
             f"// {slab} of {src_value.type.numel} elements per round")
     em.depth += 1
-    em.emit_loop(src.nregs, lambda i: f"{{ uint {AT} = uint({_linear(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))])}) - {ROUND} * {slab}; "
+    em.emit_loop(src.nregs, lambda i: f"{{ uint {AT} = uint({linear_index(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))])}) - {ROUND} * {slab}; "
                  f"if ({AT} < {slab}) {ptr}[{AT}] = {src.at(i)}; }}")
     em.barrier()
 
     def read(i):
         src_coord = project_exprs(project, [em.coord_expr(dst_layout, d, i) for d in range(dst_layout.rank)], len(shape))
-        return (f"{{ uint {AT} = uint({_linear(shape, src_coord)}) - {ROUND} * {slab}; "
+        return (f"{{ uint {AT} = uint({linear_index(shape, src_coord)}) - {ROUND} * {slab}; "
                 f"if ({AT} < {slab}) {var.name}[{i}] = {ptr}[{AT}]; }}")
     em.emit_loop(var.nregs, read)
     em.barrier()
@@ -137,14 +128,6 @@ def project_exprs(project, coord_exprs, src_rank):
             if v:
                 out[s] = coord_exprs[d]
     return out
-
-
-_SIZES = {"bool": 1, "char": 1, "uchar": 1, "short": 2, "ushort": 2, "half": 2, "bfloat": 2,
-          "int": 4, "uint": 4, "float": 4, "long": 8, "ulong": 8}
-
-
-def _sizeof(ctype: str) -> int:
-    return 8 if ctype.endswith("*") else _SIZES[ctype]
 
 
 @lowers("tt.expand_dims")
