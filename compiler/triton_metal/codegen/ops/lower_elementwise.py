@@ -118,8 +118,21 @@ def constant_literal(text: str, element: str) -> str:
         else:
             value = float(text)
         return _float_literal(value, element)
-    value = int(text, 0)
-    return f"{value}L" if element in ("i64", "index") and not -2**31 <= value < 2**31 else str(value)
+    return _integer_literal(int(text, 0), element)
+
+
+def _integer_literal(value: int, element: str) -> str:
+    """An integer literal whose MSL type is the element's own, as the builtins need: MSL declares
+    `min`, `max`, `clamp`, `mulhi`, ... once per type, so `min(long, int)` matches two overloads
+    equally well and Apple's compiler rejects it as ambiguous. A 64-bit constant is `8L` (a long,
+    never the int `8`); the most negative value is written as a subtraction, because C++ reads
+    `-2147483648` as the negation of the long 2147483648 (and 9223372036854775808 fits no signed type)."""
+    bits = BITWIDTH[element]
+    value = (value + (1 << (bits - 1))) % (1 << bits) - (1 << (bits - 1))  # a hex (unsigned) spelling, as signed
+    suffix = "L" if bits == 64 else ""
+    if value == -(1 << (bits - 1)) and bits >= 32:
+        return f"({value + 1}{suffix} - 1)"
+    return f"{value}{suffix}"
 
 
 @lowers("arith.constant")

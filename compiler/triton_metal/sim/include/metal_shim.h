@@ -575,7 +575,14 @@ inline vec<T, N> mix(const vec<T, N>& a, const vec<T, N>& b, S t) {
     TM_VEC_LOOP(mix(a.__e[i], b.__e[i], T(t)));
 }
 
-template <class T, std::enable_if_t<__tm::is_plain_v<T>, int> = 0> inline T clamp(T x, __tm::id_t<T> lo, __tm::id_t<T> hi) {
+// MSL declares clamp once per type: a float x takes float bounds (a literal converts), but an integer
+// clamp of two types (clamp(long, int, int)) matches two overloads equally well, which Apple's compiler
+// rejects as ambiguous; here the three integers must have one type (as min and max above).
+template <class T, std::enable_if_t<__tm::is_plain_v<T> && !std::is_integral<T>::value, int> = 0>
+inline T clamp(T x, __tm::id_t<T> lo, __tm::id_t<T> hi) {
+    return min(max(x, lo), hi);
+}
+template <class I, std::enable_if_t<std::is_integral<I>::value, int> = 0> inline I clamp(I x, I lo, I hi) {
     return min(max(x, lo), hi);
 }
 TM_NO_BFLOAT(clamp)
