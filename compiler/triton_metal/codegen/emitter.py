@@ -106,6 +106,9 @@ class KernelEmitter:
     # Whether a program can observe other programs' writes during the launch (memory_model): only then
     # do atomics' sem/scope need fences.
     observes_other_programs: bool = True
+    # Value id of a reshape's result that kept each thread's registers in place -> the reshape's source
+    # (lower_shape: the result's registers are in the source layout's order).
+    register_orders: dict = field(default_factory=dict)
 
     # ---- names and output -------------------------------------------------------------------
     def fresh(self, hint: str = "") -> str:

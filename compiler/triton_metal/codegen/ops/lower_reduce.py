@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+from triton_metal.abi import MAX_THREADGROUP_MEMORY
 from triton_metal.codegen import msl_ops
 from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.layout import bits_expr
 from triton_metal.codegen.msl_text import comment
+from triton_metal.codegen.ops.lower_shape import paired_operands
 from triton_metal.codegen.ops.lower_shared import allocate
 from triton_metal.codegen.own_names import ACC, ELEMENT, GROUP, LANE, LANE_BIT, PART, SIMD, X
 from triton_metal.codegen.types import sizeof, threadgroup_pointer
@@ -233,7 +235,7 @@ def _each_group(em, n, emit_body):
 def lower_reduce(em, op):
     axis = op.int_attr("axis")
     layout = op.operands[0].layout
-    srcs = [em.var(v) for v in op.operands]
+    srcs = paired_operands(em, op.operands)  # axis-less reductions of several tensors (lower_shape)
     hint = op.results[0].name_hint or "reduce"
     widened = widened_bfloat(op)
     if widened:
@@ -316,7 +318,9 @@ def _across_simdgroups(em, op, layout, axis, accs, combine, keys, lane_mask, war
         offsets.append(total)
         total += numel * parts * sizeof(a.ctype)
         total = (total + 15) // 16 * 16
-    own_arrays = _runs_once(em) and total <= OWN_PARTIALS_MAX_BYTES
+    # (Not when the shared scratch already fills threadgroup memory, as a conversion in rounds does.)
+    room = MAX_THREADGROUP_MEMORY - (em.scratch_bytes + 15) // 16 * 16 - em.shared_bytes
+    own_arrays = _runs_once(em) and total <= min(OWN_PARTIALS_MAX_BYTES, room)
     ptrs = []
     for a, v, off in zip(accs, op.operands, offsets):
         if own_arrays:

@@ -8,9 +8,12 @@ other in row-major order, and each thread reads its result elements back.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from triton_metal.codegen.emitter import lowers
-from triton_metal.codegen.layout import linear_index
+from triton_metal.codegen.layout import LinearLayout, linear_index
+from triton_metal.codegen.msl_text import comment
+from triton_metal.codegen.ops.lower_layout import relayout
 from triton_metal.codegen.own_names import BIN, COUNT, PART
 from triton_metal.codegen.types import sizeof, threadgroup_pointer
 
@@ -102,10 +105,93 @@ def lower_split(em, op):
 
 @lowers("tt.reshape")
 def lower_reshape(em, op):
-    src_shape, dst_shape = op.operands[0].type.shape, op.results[0].type.shape
-    # Row-major order on both sides (`view`'s freedom to reorder is not used).
-    gather(em, op.operands, op.results[0], lambda c: (0, _unflatten(_flatten(c, dst_shape), src_shape)),
-           lambda e: linear_index(dst_shape, e))
+    src, dst = op.operands[0], op.results[0]
+    src_shape, dst_shape = src.type.shape, dst.type.shape
+
+    def project(c):
+        return (0, _unflatten(_flatten(c, dst_shape), src_shape))
+    # Row-major order on both sides whenever that is a renaming of registers. When it is not, a reshape
+    # that may reorder (`allow_reorder`: tl.sum/tl.max ... without an axis, `tl.view`,
+    # reshape(can_reorder=True)) whose layouts hold the same elements per thread keeps every thread's
+    # registers as they are, as Triton's own lowering does: the element the result layout puts at
+    # (register r, lane l, simdgroup w) is the one the source layout put there. No threadgroup memory
+    # (a 1-D block of 32768 went through 128 KiB of it before); the result is a permutation of the source.
+    if (_ALLOW_REORDER.search(op.text) and src.layout and dst.layout and em.var(src).is_array
+            and _register_map(op.operands, dst.layout, project) is None
+            and registers_permute(src.layout, dst.layout)):
+        em.emit(comment(f"{dst.name_hint or 'reshape'}: reshape that may reorder, each thread keeps its registers"))
+        em.register_orders[dst.id] = src
+        return em.alias(dst, em.var(src))
+    gather(em, op.operands, dst, project, lambda e: linear_index(dst_shape, e))
+
+
+_ALLOW_REORDER = re.compile(r"\ballow_reorder\b")
+
+
+def paired_operands(em, values) -> list:
+    """The Vars of `values` (a multi-operand tt.reduce's, of one layout and shape), their k-th registers
+    holding elements of one row-major index. Each operand of an axis-less tl.reduce((x, i), None, f) is
+    reshaped on its own, and a reshape that kept registers leaves them in its source layout's order:
+    the operands whose order differs from the first one's are converted to it first (a layout
+    conversion: registers renamed when possible, else through threadgroup memory, in rounds when large)."""
+    held = [em.register_orders.get(v.id, v) for v in values]  # whose layout says what each register holds
+    orders = [_flat_bases(h.layout) for h in held]
+    if all(o == orders[0] for o in orders) or None in orders:
+        return [em.var(v) for v in values]
+    first = held[0].layout
+    return [em.var(v) if o == orders[0] else _in_layout(em, h, _reexpressed(first, h.type.shape))
+            for v, h, o in zip(values, held, orders)]
+
+
+def _reexpressed(layout, shape):
+    """`layout` on a tensor of `shape` of as many elements: each register, lane and simdgroup holds the
+    element of the same row-major index."""
+    def bases(bs):
+        return [_unflatten(_flatten(b, layout.shape), shape) for b in bs]
+    return LinearLayout.from_bases(shape, bases(layout.reg_bases), bases(layout.lane_bases), bases(layout.warp_bases))
+
+
+def _in_layout(em, value, layout):
+    """The Var of `value` converted to `layout` (`value` keeps its own Var for its other users)."""
+    copy = replace(value, id=-1 - value.id, layout=layout)
+    var = relayout(em, value, copy, tuple)
+    del em.vars[copy.id]
+    return var
+
+
+def _flat_bases(layout) -> list | None:
+    """Row-major index of each register, lane and simdgroup basis; None unless every dimension is a power
+    of two (then the index of an XOR of coordinates is the XOR of their indices)."""
+    if any(n & (n - 1) for n in layout.shape):
+        return None
+    return [_flatten(b, layout.shape) for b in (*layout.reg_bases, *layout.lane_bases, *layout.warp_bases)]
+
+
+def _rank(vectors) -> int:
+    """Rank over GF(2) of integers taken as bit vectors."""
+    basis = []
+    for v in vectors:
+        for b in basis:
+            v = min(v, v ^ b)
+        if v:
+            basis.append(v)
+    return len(basis)
+
+
+def registers_permute(src_layout, dst_layout) -> bool:
+    """Whether taking each thread's registers as they are, from `src_layout` to `dst_layout` (same
+    number of elements), maps the source's elements one to one onto the result's: the same number of
+    register, lane and simdgroup bits, and the same (register, lane, simdgroup) indices holding copies of
+    one element on both sides (equal kernels: rank of each map = rank of both side by side)."""
+    if tuple(map(len, (src_layout.reg_bases, src_layout.lane_bases, src_layout.warp_bases))) != \
+            tuple(map(len, (dst_layout.reg_bases, dst_layout.lane_bases, dst_layout.warp_bases))):
+        return False
+    src, dst = _flat_bases(src_layout), _flat_bases(dst_layout)
+    if src is None or dst is None:
+        return False
+    width = max(src + dst + [0]).bit_length()
+    rank = _rank(src)
+    return rank == _rank(dst) == _rank([s << width | d for s, d in zip(src, dst)])
 
 
 _ORDER = re.compile(r"order = array<i32:\s*([\d,\s]+)>")
