@@ -48,7 +48,8 @@ CATALOG: dict[str, Refusal] = {
         "non-splat tensor constant", "constant tensors whose elements differ are not lowered yet",
         "build the values with tl.arange and arithmetic"),
     "atomic_dtype": Refusal(
-        "atomic {kind} on {dtype}", "Metal atomics exist for 32-bit integers and float32 only",
+        "atomic {kind} on {dtype}", "Metal has no 64-bit atomics but max/min on ulong, and the Metal backend "
+        "does not emulate them (8- and 16-bit atomics run as compare-and-swap on their 32-bit word)",
         "accumulate in int32/uint32/float32"),
     "atomic_float_bitwise": Refusal(
         "atomic {kind} on {dtype}", "Metal has no floating-point bitwise atomics", "bitcast to int32 first"),

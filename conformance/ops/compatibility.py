@@ -70,8 +70,15 @@ SEMANTICS = """\
 - **Atomics** (`atomic_add/max/min/and/or/xor/xchg/cas`) work on int32, uint32 and float32
   (add/xchg/cas for float32; float max/min through Triton's integer rewrite); each element is
   updated once, by its owning thread, and every thread holding a copy receives the old value.
-  Other element types are refused. What `sem` and `scope` mean on Metal: see
-  [Atomics: sem and scope](#atomics-sem-and-scope) below.
+  **8- and 16-bit atomics** (`atomic_add` on float16/bfloat16, added in float and rounded once to
+  nearest even as CUDA's atomicAdd does; `atomic_cas` on 16-bit elements; `atomic_load`/`atomic_store`
+  of any 8/16-bit type; and the 8/16-bit integer add/max/min/and/or/xor/xchg that Triton 3.9's frontend
+  itself still refuses) are a compare-and-swap loop on the aligned 32-bit word that holds the element:
+  exact, and the word's other elements keep their values. The word of the last element of a tensor whose
+  size is not a multiple of 4 bytes reaches past the tensor's end (inside the page-granular Metal buffer
+  and the 64-byte-aligned CPU allocation), and is written back unchanged; the simulator's strict mode
+  checks such an access as an access to the element. 64-bit atomics are refused. What `sem` and `scope`
+  mean on Metal: see [Atomics: sem and scope](#atomics-sem-and-scope) below.
 - **Scans** (`tl.cumsum`, `tl.cumprod`, `tl.associative_scan`) go through threadgroup memory and
   scan each line serially: correct for any axis, layout and combine function, not yet fast. A half
   or bfloat cumsum / cumprod carries its running value in float and rounds each output once (a
@@ -79,7 +86,10 @@ SEMANTICS = """\
   with a half accumulator over K.
 - **Layout conversions** go through threadgroup memory; one larger than what is left of the
   32 KiB runs in rounds, a power-of-two slab of the tensor per round.
-- **`tl.cat(..., can_reorder=True)`** and **`x.view(...)`** keep row-major order.
+- **`tl.cat(..., can_reorder=True)`** keeps row-major order; so does **`x.view(...)`** (any reshape that may
+  reorder) when that moves no element between threads. Otherwise, between layouts of as many elements per
+  thread, each thread keeps its registers (Triton's own lowering; Triton allows any order): that is how
+  `tl.sum(x)` / `tl.max(x)` without an axis reshape a block without threadgroup memory.
 - **`tl.sort`**, **`tl.flip`**, **`tl.interleave`** are Triton library code over the shape ops and run as such;
   `tl.gather` and `tl.histogram` stage their input in threadgroup memory (input size <= 32 KiB).
 
@@ -88,6 +98,7 @@ SEMANTICS = """\
 | feature | test | status |
 |---|---|---|
 | atomics add/max/min/and/or/xor (i32, u32), add/max/min (f32), xchg, cas, scalar tickets | `conformance/ops/test_atomics.py` | pass |
+| 8/16-bit atomics: add on f16/bf16 (exact histograms, RNE rounding bit for bit, bf16 accumulation over many programs), 16-bit cas, i8/u8/i16/u16 add/max/min/and/or/xor/xchg, atomic_load/store, a contended word, strict-mode bounds | `conformance/ops/test_subword_atomics.py` | pass |
 | `tl.debug_barrier` | `conformance/ops/test_atomics.py` | pass |
 | atomics' `sem`/`scope` (fences, coherent buffers, refusals per Metal version), `tl.atomic_load`/`atomic_store`, a lock-protected accumulation over many programs, split-K reduced by the last program to arrive | `compiler/tests/test_atomic_ordering.py` | pass |
 | `tl.rand`, `randn`, `randint`, `randint4x`: same numbers as `TRITON_INTERPRET=1` | `conformance/ops/test_random.py` | pass |
@@ -138,9 +149,11 @@ these (`compiler/triton_metal/codegen/memory_model.py`):
   the simulator models 3.2.
 - `tl.debug_barrier()` is a threadgroup barrier: it orders one program's threads, as
   `__syncthreads()` does on CUDA. `tl.atomic_poll` with acquire fences each thread after its own
-  poll; 16- and 64-bit flags are read with volatile loads (Metal has no 16- or 64-bit atomic load).
+  poll; 16-bit flags are read with an atomic load of their 32-bit word, 64-bit ones with volatile loads
+  (Metal has no 64-bit atomic load).
   `tl.atomic_load` (acquire by default) and `tl.atomic_store` (release by default) are Metal's relaxed
-  atomic load and store on int32, uint32 and float32, with the same fences.
+  atomic load and store on int32, uint32 and float32 (an atomic load of the word, and an exchange in it,
+  on 8- and 16-bit elements), with the same fences.
 
 **Forward progress.** The specification promises independent forward progress to the SIMD-groups
 of one threadgroup ("SIMD-groups execute concurrently within a given threadgroup and make

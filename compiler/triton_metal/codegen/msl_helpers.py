@@ -390,3 +390,82 @@ inline int tm_byte_perm(uint x, uint y, uint s) {
     for (uint n = 0u; n < 4u; ++n) r |= uint((v >> (8u * ((s >> (4u * n)) & 7u))) & 0xffUL) << (8u * n);
     return int(r);
 }""")
+
+
+# ---- 8- and 16-bit atomics (lower_atomics) ------------------------------------------------------------
+# Metal's atomics are 32-bit (and 64-bit max/min). An atomic on an 8- or 16-bit element is a
+# compare-and-swap loop on the aligned 32-bit word that holds it, as other GPU backends do: the
+# exchange compares the whole word, so the word's other bytes (neighbouring elements, which other
+# threads may be updating at the same time) are written back with exactly the values it compared.
+# Little-endian: the element's byte offset in the word gives its shift.
+
+# MSL element type -> its unsigned bits type and the mask of those bits.
+SUBWORD_BITS = {"char": ("uchar", "0xffu"), "short": ("ushort", "0xffffu"), "half": ("ushort", "0xffffu"),
+                "bfloat": ("ushort", "0xffffu")}
+# tt.atomic_rmw kind (and "cas") -> the element's new bits, from `ob` (its old bits, a uint), `vb`
+# (the operand's bits; `cb` the compared bits of cas), `old` and `v` (the typed values). Integer
+# results keep their low bits only: add wraps. Floats are added in float and rounded to nearest even
+# once (exact: float carries more than twice a half's or bfloat's significand, and the sum of two of
+# them in float rounds as one half/bfloat addition would), as CUDA's atomicAdd on half/bfloat16 does.
+SUBWORD_NEW_BITS = {
+    "add": ("ob + vb", False), "and": ("ob & vb", False), "or": ("ob | vb", False), "xor": ("ob ^ vb", False),
+    "exch": ("vb", False), "umax": ("ob > vb ? ob : vb", False), "umin": ("ob < vb ? ob : vb", False),
+    "max": ("as_type<{B}>(old > v ? old : v)", True), "min": ("as_type<{B}>(old < v ? old : v)", True),
+    "fadd": ("as_type<ushort>({round}(float(old) + float(v)))", True),
+    "cas": ("ob == cb ? vb : ob", False),  # compared bit for bit, as CUDA's atom.cas (floats too)
+}
+SUBWORD_ROUNDING = {"half": "tm_half_rtne", "bfloat": "tm_bfloat_rtne"}
+
+
+def _subword_head(T: str, space: str) -> str:
+    mask = SUBWORD_BITS[T][1]
+    return (f"    uint shift = uint((ulong)p & 3ul) * 8u, mask = {mask} << shift;\n"
+            f"    {space} atomic_uint* word = ({space} atomic_uint*)((ulong)p & ~3ul);  // the aligned word holding *p\n")
+
+
+def subword_atomic(kind: str, T: str, space: str) -> tuple:
+    """(function name, MSL text) of the atomic `kind` (a tt.atomic_rmw kind or "cas") on a `T` (char,
+    short, half, bfloat) in `space` (`device` or `coherent(device) device`), returning the old value.
+    The text calls tm_half_rtne / tm_bfloat_rtne for fadd (add those helpers first)."""
+    bits, _ = SUBWORD_BITS[T]
+    name = f"tm_atomic_{kind}_{T}"
+    expr, typed = SUBWORD_NEW_BITS[kind]
+    expr = expr.format(B=bits, round=SUBWORD_ROUNDING.get(T, ""))
+    params = f"{T} cmp, {T} v" if kind == "cas" else f"{T} v"
+    operands = "    uint vb = uint(as_type<" + bits + ">(v));\n" if "vb" in expr else ""
+    if kind == "cas":
+        operands += f"    uint cb = uint(as_type<{bits}>(cmp));\n"
+    text = (f"// Atomic {kind} on the {T} at p, returning its old value: a compare-and-swap loop on the aligned\n"
+            f"// 32-bit word that holds it (Metal has no 8- or 16-bit atomics; the other bytes are kept).\n"
+            f"inline {T} {name}({space} {T}* p, {params}) {{\n"
+            + _subword_head(T, space) + operands
+            + "    uint seen = atomic_load_explicit(word, memory_order_relaxed), ob, next;\n"
+            "    do {\n"
+            "        ob = (seen & mask) >> shift;\n"
+            + (f"        {T} old = as_type<{T}>({bits}(ob));\n" if typed else "")
+            + f"        next = (seen & ~mask) | ((uint({expr}) << shift) & mask);\n"
+            "    } while (!atomic_compare_exchange_weak_explicit(word, &seen, next, memory_order_relaxed,\n"
+            "                                                    memory_order_relaxed));\n"
+            f"    return as_type<{T}>({bits}(ob));\n"
+            "}")
+    return name, own_helper(text)
+
+
+def subword_atomic_load(T: str, space: str) -> tuple:
+    """(function name, MSL text) of a relaxed atomic load of the `T` at p: a load of its word."""
+    bits, _ = SUBWORD_BITS[T]
+    name = f"tm_atomic_load_{T}"
+    text = (f"// Atomic load of the {T} at p: an atomic load of the aligned 32-bit word that holds it.\n"
+            f"inline {T} {name}({space} {T}* p) {{\n"
+            + _subword_head(T, space)
+            + f"    return as_type<{T}>({bits}((atomic_load_explicit(word, memory_order_relaxed) & mask) >> shift));\n"
+            "}")
+    return name, own_helper(text)
+
+
+SUBWORD_ROUNDING_TEXTS = {"half": HALF_RTNE, "bfloat": BFLOAT_RTNE}  # the helpers fadd calls
+# Their `tm_` names are fixed names of the generator from the start (own_helper), as every helper's is.
+for _T in SUBWORD_BITS:
+    subword_atomic_load(_T, "device")
+    for _kind in SUBWORD_NEW_BITS:
+        subword_atomic(_kind, _T, "device")

@@ -7,6 +7,13 @@ add fences around it (memory_model: device-scope fences and coherent buffers on 
 scope, the threadgroup barriers alone for cta scope, a refusal where the version cannot order).
 Float max/min arrive as integer max/umin (Triton's frontend rewrites them), so only integer and
 float add/exchange are needed from Metal.
+
+Metal's atomics are 32-bit: on 8- and 16-bit elements (i8, i16, f16, bf16) each atomic is a helper
+function (msl_helpers.subword_atomic) that runs a compare-and-swap loop on the aligned 32-bit word
+holding the element, with the same barriers and fences around it. Triton 3.9's frontend itself only
+emits tl.atomic_add on f16/bf16, tl.atomic_cas on 16-bit elements and tl.atomic_load/store on any
+width; the other 8/16-bit integer kinds are lowered the same way when the IR holds them.
+64-bit atomics stay refused (Metal has max/min on ulong only).
 """
 from __future__ import annotations
 
@@ -30,6 +37,10 @@ RMW = {
     "exch": ("atomic_exchange_explicit", False),
 }
 ATOMIC_TYPES = {"int": "atomic_int", "uint": "atomic_uint", "float": "atomic_float"}
+# Elements with no Metal atomic, updated through their 32-bit word (msl_helpers.subword_atomic); floats
+# take add and exchange only (and cas, on the bits), as 32-bit floats do.
+SUBWORD_ELEMENTS = {"i8", "i16", "f16", "bf16"}
+SUBWORD_FLOAT_KINDS = {"fadd", "exch", "cas", "load", "store"}
 _RMW_TEXT = re.compile(r"tt\.atomic_rmw\s+(\w+),\s*(\w+),\s*(\w+)")
 
 
@@ -121,8 +132,49 @@ def _declare_old_values(em, op, ctype):
     """The variable receiving the values an atomic returns, and its element for register `i`."""
     result = op.results[0]
     old = Var(em.fresh(result.name_hint or "old"), ctype, em.nregs(result))
-    em.emit(f"{ctype} {old.name}[{max(old.nregs, 1)}] = {{}};" if old.nregs else f"{ctype} {old.name} = 0;")
+    em.emit(f"{ctype} {old.name}[{max(old.nregs, 1)}] = {{}};" if old.nregs else f"{ctype} {old.name} = {ctype}(0);")
     return old, ((lambda i: f"{old.name}[{i}]") if old.nregs else (lambda i: old.name))
+
+
+def _subword_function(em, op, kind: str, element: str) -> str:
+    """The helper that performs atomic `kind` on an 8/16-bit `element`, added to the kernel; its name."""
+    ctype = msl_scalar(element)
+    if element in ("f16", "bf16") and kind not in SUBWORD_FLOAT_KINDS:
+        raise em.refuse("atomic_float_bitwise", op, kind=kind, dtype=element)
+    if kind == "fadd":
+        em.add_helper(msl_helpers.SUBWORD_ROUNDING_TEXTS[ctype])
+    if kind == "load":
+        name, text = msl_helpers.subword_atomic_load(ctype, em.device_space)
+    else:
+        name, text = msl_helpers.subword_atomic("exch" if kind == "store" else kind, ctype, em.device_space)
+    em.add_helper(text)
+    return name
+
+
+def _subword_atomic(em, op, kind: str, element: str, ptr, args, mask, result=None) -> Ordering:
+    """An 8/16-bit atomic: `helper(ptr, *args)` for each owned register, between the barriers and fences
+    of the op's sem/scope as a 32-bit atomic; the old values reach every holder of `result` (if any)."""
+    order = _ordering(em, op)
+    helper = _subword_function(em, op, kind, element)
+
+    def call(i):
+        return f"{helper}({', '.join([ptr.at(i)] + [a.at(i) for a in args])})"
+    if result is None:
+        _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: f"{call(i)};", order)
+        return order
+    old, target = _declare_old_values(em, op, em.ctype(result))
+    _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: f"{target(i)} = {call(i)};", order)
+    _share_old_values(em, result, old, order)
+    return order
+
+
+def _is_subword(em, op, element: str, kind: str) -> bool:
+    """True for elements updated through their word; other widths Metal has no atomics for are refused."""
+    if element in SUBWORD_ELEMENTS:
+        return True
+    if element not in ("i32", "f32"):
+        raise em.refuse("atomic_dtype", op, kind=kind, dtype=element)
+    return False
 
 
 @lowers("tt.atomic_rmw")
@@ -138,9 +190,12 @@ def lower_atomic_rmw(em, op):
     mask = em.var(op.operands[2]) if len(op.operands) > 2 else None
     result = op.results[0]
     element = result.type.element
+    ctype = em.ctype(result)
+    if _is_subword(em, op, element, kind):
+        _subword_atomic(em, op, kind, element, ptr, [val], mask, result)
+        return
     atomic = _atomic_pointer(em, op, element, kind, unsigned)
     order = _ordering(em, op)
-    ctype = em.ctype(result)
     utype = msl_scalar(element, unsigned)
     old, target = _declare_old_values(em, op, ctype)
     _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: (
@@ -154,6 +209,9 @@ def lower_atomic_cas(em, op):
     result = op.results[0]
     element = result.type.element
     ctype = em.ctype(result)
+    if _is_subword(em, op, element, "cas"):
+        _subword_atomic(em, op, "cas", element, ptr, [cmp, val], None, result)
+        return
     # Compared bit for bit, as CUDA's atom.cas: floats go through their uint bits.
     bits_type = "uint" if ctype == "float" else ctype
     atomic = _atomic_pointer(em, op, element if ctype != "float" else "i32", "cas", ctype == "float")
@@ -174,6 +232,9 @@ def lower_atomic_load(em, op):
     ptr = em.var(op.operands[0])
     mask = em.var(op.operands[1]) if len(op.operands) > 1 else None
     result = op.results[0]
+    if _is_subword(em, op, result.type.element, "load"):
+        _subword_atomic(em, op, "load", result.type.element, ptr, [], mask, result)
+        return
     atomic = _atomic_pointer(em, op, result.type.element, "load", False)
     order = _ordering(em, op)
     ctype = em.ctype(result)
@@ -189,11 +250,14 @@ def lower_atomic_store(em, op):
     ptr, val = em.var(op.operands[0]), em.var(op.operands[1])
     mask = em.var(op.operands[2]) if len(op.operands) > 2 else None
     element = op.operands[1].type.element
-    atomic = _atomic_pointer(em, op, element, "store", False)
-    order = _ordering(em, op)
-    _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: (
-        f"atomic_store_explicit(({atomic})({ptr.at(i)}), {msl_scalar(element)}({val.at(i)}), memory_order_relaxed);"),
-        order)
+    if _is_subword(em, op, element, "store"):  # an exchange whose old value nobody reads
+        order = _subword_atomic(em, op, "store", element, ptr, [val], mask)
+    else:
+        atomic = _atomic_pointer(em, op, element, "store", False)
+        order = _ordering(em, op)
+        _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: (
+            f"atomic_store_explicit(({atomic})({ptr.at(i)}), {msl_scalar(element)}({val.at(i)}), "
+            "memory_order_relaxed);"), order)
     em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
     _acquire(em, order)
 
@@ -218,10 +282,13 @@ def lower_atomic_poll(em, op):
     element = op.operands[1].type.element
     ctype = em.ctype(op.operands[1])
     order = _ordering(em, op)
-    # 32-bit flags are read with Metal's atomic load; other widths with a volatile load (Metal has no
-    # 16- or 64-bit atomic load), which re-reads device memory on every poll all the same.
+    # 32-bit flags are read with Metal's atomic load, 16-bit ones with the atomic load of their word;
+    # 64-bit ones with a volatile load (Metal has no 64-bit atomic load), which re-reads device memory
+    # on every poll all the same.
     if ctype in ("int", "uint"):
         read = f"atomic_load_explicit(({em.device_space} {ATOMIC_TYPES[ctype]}*)({ptr.name}), memory_order_relaxed)"
+    elif element in SUBWORD_ELEMENTS:
+        read = f"{_subword_function(em, op, 'load', element)}({ptr.name})"
     else:
         read = f"*(volatile {em.device_space} {msl_scalar(element)}*)({ptr.name})"
     matched = em.fresh(op.results[0].name_hint or "matched")

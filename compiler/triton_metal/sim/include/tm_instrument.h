@@ -85,10 +85,27 @@ template <class T, uint32_t Space> struct ref {
 
 template <class I> using if_index = std::enable_if_t<std::is_integral<I>::value, int>;
 
+// 8- and 16-bit atomics (msl_helpers.subword_atomic): Metal has none, so the generated helper takes the
+// aligned 32-bit word holding the element, `(device atomic_uint*)((ulong)p & ~3ul)`, and
+// compare-and-swaps it whole. Strict mode checks that word access as an access to the element only:
+// the word's other bytes are written back with the values the exchange compared, and the word of the
+// last element of a buffer whose size is not a multiple of 4 reaches up to 3 bytes past the buffer's
+// end, memory that exists on Metal (buffers are page-granular) and that the kernel does not change.
+// So `(ulong)p` of a pointer to a 1- or 2-byte element remembers the element here, and a pointer to a
+// 32-bit type made from an integer whose word holds it takes the element (and its buffer) along.
+struct narrow_address {
+    const void* p = nullptr;
+    uint32_t bytes = 0;
+    int32_t slot = -1;
+};
+static thread_local narrow_address last_narrow_address;
+
 // A device or threadgroup pointer that remembers the buffer slot it was derived from.
 template <class T, uint32_t Space> struct ptr {
     T* p = nullptr;
     int32_t slot = -1;
+    const void* elem = nullptr;  // for a sub-word atomic's word: the element the access is checked as
+    uint32_t elem_bytes = 0;
 
     ptr() = default;
     ptr(std::nullptr_t) {}
@@ -99,6 +116,20 @@ template <class T, uint32_t Space> struct ptr {
     // Explicit casts within one address space: (device char*)p, (threadgroup float*)float4_ptr
     template <class U, std::enable_if_t<!std::is_convertible<U*, T*>::value, int> = 0>
     explicit ptr(const ptr<U, Space>& o) : p(reinterpret_cast<T*>(o.p)), slot(o.slot) {}
+    // (ulong)p and (device T*)address: pointers as integers and back (see narrow_address).
+    template <class I, if_index<I> = 0> explicit operator I() const {
+        if (sizeof(T) < 4) last_narrow_address = {p, uint32_t(sizeof(T)), slot};
+        return I(reinterpret_cast<uintptr_t>(p));
+    }
+    template <class I, if_index<I> = 0> explicit ptr(I a) : p(reinterpret_cast<T*>(uintptr_t(a))) {
+        const narrow_address n = last_narrow_address;
+        if (sizeof(T) == 4 && n.p != nullptr && reinterpret_cast<uintptr_t>(n.p) - uintptr_t(a) < 4) {
+            elem = n.p;
+            elem_bytes = n.bytes;
+            slot = n.slot;
+            last_narrow_address = {};
+        }
+    }
 
     template <class U = T> decltype(auto) operator*() const { return (*this)[0]; }
     template <class I, if_index<I> = 0> auto operator[](I i) const {
@@ -218,12 +249,22 @@ TM_UNREF_SIMD2(simd_shuffle_rotate_down)
 #undef TM_UNREF_SIMD2
 }  // namespace metal
 
+namespace __tm {
+// The access an atomic through `o` reports: its element (a sub-word atomic's word), else *o.
+template <class T, uint32_t S> inline void note_atomic(const ptr<metal::_atomic<T>, S>& o) {
+    if (o.elem != nullptr)
+        tm_rt_access(o.elem, o.elem_bytes, TM_ACCESS_ATOMIC, S, o.slot, site_line);
+    else
+        tm_rt_access(o.p, sizeof(T), TM_ACCESS_ATOMIC, S, o.slot, site_line);
+}
+}  // namespace __tm
+
 namespace metal {
 // Atomics through instrumented pointers: counted and checked, then done on the plain pointer.
 #define TM_ATOMIC_RMW(name)                                                                          \
     template <class T, uint32_t S>                                                                   \
     inline T name(__tm::ptr<_atomic<T>, S> o, __tm::id_t<T> v, memory_order mo) {                    \
-        tm_rt_access(o.p, sizeof(T), TM_ACCESS_ATOMIC, S, o.slot, __tm::site_line);                  \
+        __tm::note_atomic(o);                                                                        \
         return name(o.p, v, mo);                                                                     \
     }
 TM_ATOMIC_RMW(atomic_exchange_explicit)
@@ -237,17 +278,17 @@ TM_ATOMIC_RMW(atomic_fetch_min_explicit)
 #undef TM_ATOMIC_RMW
 template <class T, uint32_t S> inline void atomic_store_explicit(__tm::ptr<_atomic<T>, S> o, __tm::id_t<T> v,
                                                                  memory_order mo) {
-    tm_rt_access(o.p, sizeof(T), TM_ACCESS_ATOMIC, S, o.slot, __tm::site_line);
+    __tm::note_atomic(o);
     atomic_store_explicit(o.p, v, mo);
 }
 template <class T, uint32_t S> inline T atomic_load_explicit(__tm::ptr<_atomic<T>, S> o, memory_order mo) {
-    tm_rt_access(o.p, sizeof(T), TM_ACCESS_ATOMIC, S, o.slot, __tm::site_line);
+    __tm::note_atomic(o);
     return atomic_load_explicit(o.p, mo);
 }
 template <class T, uint32_t S>
 inline bool atomic_compare_exchange_weak_explicit(__tm::ptr<_atomic<T>, S> o, T* expected, __tm::id_t<T> desired,
                                                   memory_order success, memory_order failure) {
-    tm_rt_access(o.p, sizeof(T), TM_ACCESS_ATOMIC, S, o.slot, __tm::site_line);
+    __tm::note_atomic(o);
     return atomic_compare_exchange_weak_explicit(o.p, expected, desired, success, failure);
 }
 template <class T, uint32_t S>
