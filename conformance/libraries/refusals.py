@@ -12,13 +12,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: pytest itself depends on tomli there
-    import tomli as tomllib
+from conformance import id_lists
 
 REFUSALS_FILE = Path(__file__).with_name("refusals.toml")
-KEYS = ("reason", "error", "tests", "globs")
 
 
 @dataclass(frozen=True)
@@ -29,43 +25,19 @@ class Refusal:
     globs: tuple[str, ...] = ()
 
     def matches(self, case_id: str) -> bool:
-        return case_id in self.tests or any(glob_regex(g).match(case_id) for g in self.globs)
+        return id_lists.matches(self, case_id)
 
     def raised_by(self, exc: BaseException) -> bool:
         return re.search(self.error, f"{type(exc).__name__}: {exc}", re.DOTALL) is not None
 
 
-@cache
-def glob_regex(glob: str) -> re.Pattern:
-    # Only `*` is a wildcard: case ids are full of brackets, which fnmatch would read as character sets.
-    return re.compile(".*".join(map(re.escape, glob.split("*"))) + r"\Z")
-
-
 def load(path: Path = REFUSALS_FILE) -> tuple[Refusal, ...]:
     """The entries of a refusal file, in file order; a malformed entry raises an error naming it."""
-    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    if not data:
-        return ()
-    if set(data) != {"refusal"} or not isinstance(data["refusal"], list):
-        raise ValueError(f"{path}: expected only [[refusal]] entries, found {sorted(data)}")
-    return tuple(_entry(path, number, entry) for number, entry in enumerate(data["refusal"], 1))
-
-
-def _entry(path: Path, number: int, entry: dict) -> Refusal:
-    where = f"{path}, [[refusal]] number {number}"
-    if unknown := sorted(set(entry) - set(KEYS)):
-        raise ValueError(f"{where}: unknown keys {unknown}; an entry has {', '.join(KEYS)}")
-    for key in ("reason", "error"):
-        if key not in entry:
-            raise ValueError(f"{where}: no `{key}`")
-        if not isinstance(entry[key], str):
-            raise TypeError(f"{where}: `{key}` must be a string")
-    for key in ("tests", "globs"):
-        values = entry.get(key, [])
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise TypeError(f"{where}: `{key}` must be a list of strings")
-    re.compile(entry["error"])  # a bad pattern fails here, naming nothing else
-    return Refusal(entry["reason"], entry["error"], tuple(entry.get("tests", ())), tuple(entry.get("globs", ())))
+    found = []
+    for entry in id_lists.load_tables(path, "refusal", ("reason", "error")):
+        re.compile(entry["error"])  # a bad pattern fails here, naming nothing else
+        found.append(Refusal(entry["reason"], entry["error"], entry["tests"], entry["globs"]))
+    return tuple(found)
 
 
 @cache
@@ -75,17 +47,9 @@ def entries() -> tuple[Refusal, ...]:
 
 def find(case_id: str, refusals: tuple[Refusal, ...] | None = None) -> Refusal | None:
     """The first entry that lists ``case_id`` (None when the case must simply pass)."""
-    for refusal in entries() if refusals is None else refusals:
-        if refusal.matches(case_id):
-            return refusal
-    return None
+    return id_lists.first_match(entries() if refusals is None else refusals, case_id)
 
 
 def unmatched(case_ids, refusals: tuple[Refusal, ...] | None = None) -> list[str]:
     """The listed names and globs that match none of ``case_ids``: stale entries."""
-    ids = list(case_ids)
-    stale = []
-    for refusal in entries() if refusals is None else refusals:
-        stale += [t for t in refusal.tests if t not in ids]
-        stale += [g for g in refusal.globs if not any(glob_regex(g).match(i) for i in ids)]
-    return stale
+    return id_lists.unmatched(entries() if refusals is None else refusals, case_ids)

@@ -14,30 +14,11 @@ import triton
 import triton.language as tl
 from triton.language import semantic
 
+from conformance.ops.atomic_kernels import atomic_kernel
+
 PROGRAMS, N = 16, 64
 
 
-@triton.jit
-def histogram_kernel(acc_ptr, val_ptr, old_ptr, N: tl.constexpr, BINS: tl.constexpr, OP: tl.constexpr):
-    offs = tl.program_id(0) * N + tl.arange(0, N)
-    val = tl.load(val_ptr + offs)
-    target = acc_ptr + offs % BINS
-    mask = offs % 3 != 0
-    if OP == "add":
-        old = tl.atomic_add(target, val, mask=mask)
-    elif OP == "max":
-        old = tl.atomic_max(target, val, mask=mask)
-    elif OP == "min":
-        old = tl.atomic_min(target, val, mask=mask)
-    elif OP == "and":
-        old = tl.atomic_and(target, val, mask=mask)
-    elif OP == "or":
-        old = tl.atomic_or(target, val, mask=mask)
-    elif OP == "xor":
-        old = tl.atomic_xor(target, val, mask=mask)
-    else:
-        old = tl.atomic_xchg(target, val, mask=mask)
-    tl.store(old_ptr + offs, old, mask=mask)
 
 
 def _masked_bins(bins):
@@ -49,7 +30,7 @@ def _masked_bins(bins):
 def _run_histogram(init, vals, op, device):
     acc = torch.from_numpy(init.copy()).to(device)
     old = torch.from_numpy(np.zeros_like(vals)).to(device)
-    histogram_kernel[(PROGRAMS,)](acc, torch.from_numpy(vals).to(device), old, N=N, BINS=len(init), OP=op)
+    atomic_kernel[(PROGRAMS,)](acc, torch.from_numpy(vals).to(device), old, N=N, BINS=len(init), OP=op)
     return acc.cpu().numpy(), old.cpu().numpy()
 
 
@@ -79,7 +60,7 @@ def test_half_atomic_add_histogram_is_exact(dtype, bins, device):
     vals = torch.from_numpy(vals64.astype(np.float32)).to(tdtype)
     acc = torch.zeros(bins, dtype=tdtype, device=device)
     old = torch.zeros(PROGRAMS * N, dtype=tdtype, device=device)
-    histogram_kernel[(PROGRAMS,)](acc, vals.to(device), old, N=N, BINS=bins, OP="add")
+    atomic_kernel[(PROGRAMS,)](acc, vals.to(device), old, N=N, BINS=bins, OP="add")
     final, olds = acc.cpu().float().numpy(), old.cpu().float().numpy()
     for b, sel in enumerate(_masked_bins(bins)):
         assert final[b] == vals64[sel].sum()

@@ -7,18 +7,13 @@ a run's tests (stale ones). The file's header describes the format.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: pytest itself depends on tomli there
-    import tomli as tomllib
+from conformance import id_lists
 
 SKIPS_FILE = Path(__file__).with_name("skips.toml")
-KEYS = ("reason", "tests", "globs")
 
 
 @dataclass(frozen=True)
@@ -27,40 +22,13 @@ class Skip:
     tests: tuple[str, ...] = ()
     globs: tuple[str, ...] = ()
 
-    @cached_property
-    def _names(self) -> frozenset[str]:
-        return frozenset(self.tests)
-
     def matches(self, test_name: str) -> bool:
-        return test_name in self._names or any(glob_regex(g).match(test_name) for g in self.globs)
-
-
-@cache
-def glob_regex(glob: str) -> re.Pattern:
-    # Only `*` is a wildcard: test names are full of brackets, which fnmatch would read as character sets.
-    return re.compile(".*".join(map(re.escape, glob.split("*"))) + r"\Z")
+        return id_lists.matches(self, test_name)
 
 
 def load(path: Path = SKIPS_FILE) -> tuple[Skip, ...]:
     """The entries of a skip-list file, in file order; a malformed entry raises an error naming it."""
-    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    if set(data) != {"skip"} or not isinstance(data["skip"], list):
-        raise ValueError(f"{path}: expected only [[skip]] entries, found {sorted(data)}")
-    return tuple(_entry(path, number, entry) for number, entry in enumerate(data["skip"], 1))
-
-
-def _entry(path: Path, number: int, entry: dict) -> Skip:
-    where = f"{path}, [[skip]] number {number}"
-    if unknown := sorted(set(entry) - set(KEYS)):
-        raise ValueError(f"{where}: unknown keys {unknown}; an entry has {', '.join(KEYS)}")
-    if "reason" not in entry:
-        raise ValueError(f"{where}: no reason")
-    if not isinstance(entry["reason"], str):
-        raise TypeError(f"{where}: the reason must be a string")
-    for key in ("tests", "globs"):
-        if not isinstance(entry.get(key, []), list) or not all(isinstance(v, str) for v in entry.get(key, [])):
-            raise TypeError(f"{where}: {key} must be a list of strings")
-    return Skip(entry["reason"], tuple(entry.get("tests", ())), tuple(entry.get("globs", ())))
+    return tuple(Skip(e["reason"], e["tests"], e["globs"]) for e in id_lists.load_tables(path, "skip", ("reason",)))
 
 
 @cache
@@ -70,17 +38,10 @@ def entries() -> tuple[Skip, ...]:
 
 def reason_for(test_name: str, skips: tuple[Skip, ...] | None = None) -> str:
     """The reason ``test_name`` is skipped ('' when it is not): the first entry that matches it."""
-    for skip in entries() if skips is None else skips:
-        if skip.matches(test_name):
-            return skip.reason
-    return ""
+    skip = id_lists.first_match(entries() if skips is None else skips, test_name)
+    return skip.reason if skip else ""
 
 
 def unmatched(test_names, skips: tuple[Skip, ...] | None = None) -> list[str]:
     """The listed tests and globs that match none of ``test_names``: entries that can go."""
-    names = set(test_names)
-    stale = []
-    for skip in entries() if skips is None else skips:
-        stale += [test for test in skip.tests if test not in names]
-        stale += [glob for glob in skip.globs if not any(glob_regex(glob).match(name) for name in names)]
-    return stale
+    return id_lists.unmatched(entries() if skips is None else skips, test_names)
