@@ -1,4 +1,5 @@
-"""Liger's losses: cross entropy, fused linear cross entropy, KL divergence, JSD, fused linear JSD, TVD.
+"""Liger's losses: cross entropy, fused linear cross entropy, KL divergence, JSD, fused linear JSD, TVD, fused
+linear KL divergence, fused cross entropy + TVD.
 
 Shapes (rows, vocabulary): "small" is an odd vocabulary (1000, one masked block) over 14 rows; "liger" is
 Llama's vocabulary 32000 (Liger's test_cross_entropy: (3, 423, 32000) and (2, 4096, 32000)) over 8 rows:
@@ -10,14 +11,25 @@ dtype: 8 ulps of the dtype (64 for float32, ~sqrt(V) ulps of accumulation). The 
 (softmax - onehot) / rows are each one float32 exp rounded once: 4-8 ulps. Fused linear cross entropy
 rounds the logits of x @ W^T to the dtype before the softmax (torch's matmul on the chunk), and its weight
 gradient sums the rows' products: 16 ulps of the dtype relative to the largest element.
+Fused linear KL divergence (KL(target || softmax(x @ W^T)) per row, rows with an ignored label left out, averaged
+over the other rows) rounds the logits and its logits gradient to the dtype as fused linear JSD does: the same
+16 ulps.
+Fused cross entropy + TVD (Liger has no fused *linear* TVD; this is its fused TVD op) returns both per-row
+terms unreduced in float32 (0 for ignored rows), each a float32 log-sum-exp / sum over the vocabulary: the
+loss tolerance (64 / 8 ulps). Its student-logits gradient, p * (grad_ce + grad_tvd * (sign(p - q) - sigma)) -
+grad_ce * onehot, is float32 math rounded once to the dtype: the loss tolerance too. (sign(p - q) jumps at
+ties; a flip moves one element by 2 p |grad_tvd|, p ~ 1/V, far below the tolerance relative to the largest
+gradient element, which the cross-entropy term makes ~1.)
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
+from liger_kernel.ops.fused_ce_tvd import LigerFusedCETVDFunction
 from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
 from liger_kernel.ops.fused_linear_jsd import LigerFusedLinearJSDFunction
+from liger_kernel.ops.fused_linear_kl_div import LigerFusedLinearKLDivFunction
 from liger_kernel.ops.jsd import LigerJSDFunction
 from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.tvd import LigerTVDLossFunction
@@ -120,4 +132,48 @@ TVD = LibraryOp(
     reference=lambda p, q: 0.5 * (p - q).abs().sum() / p.shape[0],
     ulps=LOSS_ULPS, shapes=VOCAB_SHAPES, grads=("p",))
 
-OPS = (CROSS_ENTROPY, FUSED_LINEAR_CROSS_ENTROPY, KL_DIV, JSD, FUSED_LINEAR_JSD, TVD)
+
+
+def _flkl_inputs(shape, dtype, gen):
+    rows, hidden, vocab = shape
+    return {"x": randn((rows, hidden), dtype, gen), "w": randn((vocab, hidden), dtype, gen, scale=hidden ** -0.5),
+            "target": torch.softmax(torch.randn((rows, vocab), generator=gen), -1).to(dtype),
+            "labels": _targets(rows, vocab, gen)}  # only which rows are ignored matters
+
+
+def _fused_linear_kl(x, w, target, labels):
+    # batchmean over the rows whose label is not ignored; target entries are > 0 (a softmax), so no 0 * log 0
+    kept = labels != IGNORE
+    log_p = torch.log_softmax(x @ w.T, -1)
+    return (target * (target.log() - log_p))[kept].sum() / kept.sum()
+
+
+FUSED_LINEAR_KL_DIV = LibraryOp(
+    "fused_linear_kl_div", _flkl_inputs,
+    run=lambda x, w, target, labels: LigerFusedLinearKLDivFunction.apply(x, w, target, labels, "batchmean", IGNORE),
+    reference=_fused_linear_kl,
+    ulps={"f32": (64, 64), "bf16": (16, 16), "f16": (16, 16)},
+    # as fused linear JSD; at the liger size the rows go through Liger's chunk loop (4 chunks of 2 rows)
+    shapes={"small": (14, 256, 1000), "liger": (8, 512, 32000)}, grads=("x", "w"))
+
+
+
+def _ce_tvd_inputs(shape, dtype, gen):
+    return {"student": randn(shape, dtype, gen, scale=2.0), "teacher": randn(shape, dtype, gen, scale=2.0),
+            "target": _targets(*shape, gen)}
+
+
+def _ce_tvd(student, teacher, target):
+    kept = (target != IGNORE).double()
+    ce = F.cross_entropy(student, target, ignore_index=IGNORE, reduction="none")
+    tvd = 0.5 * (student.softmax(-1) - teacher.softmax(-1)).abs().sum(-1) * kept
+    return ce, tvd
+
+
+FUSED_CE_TVD = LibraryOp(
+    "fused_ce_tvd", _ce_tvd_inputs,
+    run=lambda student, teacher, target: LigerFusedCETVDFunction.apply(student, teacher, target, IGNORE),
+    reference=_ce_tvd, ulps=LOSS_ULPS, shapes=VOCAB_SHAPES, grads=("student",), outputs_checked=(0, 1))
+
+OPS = (CROSS_ENTROPY, FUSED_LINEAR_CROSS_ENTROPY, KL_DIV, JSD, FUSED_LINEAR_JSD, TVD, FUSED_LINEAR_KL_DIV,
+       FUSED_CE_TVD)

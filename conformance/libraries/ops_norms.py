@@ -1,4 +1,4 @@
-"""Liger's normalizations: RMSNorm, fused add+RMSNorm, LayerNorm, GroupNorm, PolyNorm, DyT.
+"""Liger's normalizations: RMSNorm, fused add+RMSNorm, LayerNorm, GroupNorm, PolyNorm, DyT, modulated RMSNorm.
 
 Shapes: "small" keeps Liger's odd hidden size 123 (a masked, non-power-of-two block) with few rows;
 "liger" is hidden 4096 (Llama; Liger's test_rms_norm / test_layer_norm go to 4096 and beyond) with the row
@@ -8,6 +8,9 @@ rounds x*rstd to the dtype before the weight multiply), so forward is 2-4 ulps o
 carry float32 reductions over the hidden size (error ~ sqrt(n) ulps, we allow 64 at n = 4096). Weight
 gradients sum over every row in float32, then round once: a few ulps of the dtype relative to the largest
 element.
+Modulated RMSNorm (AdaLN: RMSNorm(x) * w * (1 + scale) + shift, one scale/shift row per batch shared by its
+tokens, so the backward sums their gradients with float32 atomics) adds two operations in the dtype after the
+RMSNorm: 8 ulps forward, 16 backward in bf16/f16; float32 keeps the norms' 64 / 256.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from liger_kernel.ops.dyt import LigerDyTFunction
 from liger_kernel.ops.fused_add_rms_norm import LigerFusedAddRMSNormFunction
 from liger_kernel.ops.group_norm import LigerGroupNormFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
+from liger_kernel.ops.modulated_rms_norm import LigerModulatedRMSNormFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
 from liger_kernel.ops.rms_norm import LigerRMSNormFunction
 
@@ -103,4 +107,19 @@ GROUP_NORM = LibraryOp(
     # Liger's test_group_norm: (batch, channels, hidden) up to (16, 64, 8192 / 512 ...) with 4-8 groups
     ulps=NORM_ULPS, shapes={"small": (2, 8, 123), "liger": (2, 32, 4096)}, grads=("x", "w", "b"))
 
-OPS = (RMS_NORM, FUSED_ADD_RMS_NORM, LAYER_NORM, GROUP_NORM, POLY_NORM, DYT)
+
+def _modulated_inputs(shape, dtype, gen):
+    batch, hidden = shape[0], shape[-1]
+    return {**_x_w(shape, dtype, gen), "scale": randn((batch, hidden), dtype, gen, scale=0.1),
+            "shift": randn((batch, hidden), dtype, gen, scale=0.1)}
+
+
+MODULATED_RMS_NORM = LibraryOp(
+    "modulated_rms_norm", _modulated_inputs,
+    # scale, shift of shape (batch, hidden) with x (batch, tokens, hidden): shared along the tokens
+    run=lambda x, w, scale, shift: LigerModulatedRMSNormFunction.apply(x, w, scale, shift, EPS),
+    reference=lambda x, w, scale, shift: _rms(x, w) * (1 + scale[:, None, :]) + shift[:, None, :],
+    ulps={"f32": (64, 256), "bf16": (8, 16), "f16": (8, 16)}, shapes=ROWS_SHAPES,
+    grads=("x", "w", "scale", "shift"))
+
+OPS = (RMS_NORM, FUSED_ADD_RMS_NORM, LAYER_NORM, GROUP_NORM, POLY_NORM, DYT, MODULATED_RMS_NORM)

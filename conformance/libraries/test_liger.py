@@ -11,6 +11,7 @@ from conformance.libraries import (
     ops_activations,
     ops_attention,
     ops_embedding,
+    ops_grpo,
     ops_losses,
     ops_moe,
     ops_norms,
@@ -20,7 +21,7 @@ from conformance.libraries.cases import as_tuple, clone_inputs, params
 from conformance.libraries.numerics import DTYPES, assert_close
 
 OPS = (ops_norms.OPS + ops_activations.OPS + ops_rope.OPS + ops_losses.OPS + ops_embedding.OPS
-       + ops_attention.OPS + ops_moe.OPS)
+       + ops_attention.OPS + ops_moe.OPS + ops_grpo.OPS)
 
 
 @pytest.mark.parametrize("op, dtype_name, direction, shape", params(OPS))
