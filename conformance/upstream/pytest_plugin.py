@@ -4,7 +4,8 @@
 It applies our one skip list (``skips.toml``), optionally trims the run to a documented subset (the
 first N parametrizations of every test function), prints passed / failed / skipped by reason, writes
 every outcome to a JSON file, and checks the pass-count ratchet (``ratchet/<tag>/test_core-<device>.json``):
-the run fails when any test fails or when fewer tests pass than recorded.
+the run fails when any test fails or when fewer tests pass than recorded. ``--shard K/N`` runs one of N
+parts split by recorded durations (``shards.py``); ``merge_shards`` then checks the ratchet on the whole.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from triton_metal.metal_check import pytest_plugin as metal_check
 
-from conformance.upstream import ratchet, skips
+from conformance.upstream import ratchet, shards, skips
 
 OUTCOME_CHARS = 300
 
@@ -30,6 +31,11 @@ def pytest_addoption(parser):
                     help="write every test's outcome to this JSON file (and, as they arrive, to <name>.partial.jsonl)")
     group.addoption("--ratchet-file", default=None, help="pass-count ratchet file (no check without it)")
     group.addoption("--update-ratchet", action="store_true", help="record this run's pass count in --ratchet-file")
+    group.addoption("--shard", default=None, metavar="K/N",
+                    help="run only shard K of N (split by recorded durations; merge the shards' --outcomes "
+                         "with `python -m conformance.upstream.merge_shards`, which applies the ratchet)")
+    group.addoption("--durations-file", default=str(shards.DURATIONS),
+                    help="recorded seconds per test, for --shard (default: %(default)s)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -42,25 +48,43 @@ def pytest_collection_modifyitems(config, items):
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
-    if config.getoption("--run-skipped"):
-        return
-    for item in items:
-        if reason := skips.reason_for(item.name):
-            item.add_marker(pytest.mark.skip(reason=reason))
+    listed = set()
+    if not config.getoption("--run-skipped"):
+        for item in items:
+            if reason := skips.reason_for(item.name):
+                item.add_marker(pytest.mark.skip(reason=reason))
+                listed.add(item.name)
+    if shard := config.getoption("--shard"):
+        _keep_shard(config, items, shard, frozenset(listed))
+
+
+def _keep_shard(config, items, shard: str, listed: frozenset[str]) -> None:
+    k, n = shards.parse_shard(shard)
+    durations = shards.load_durations(config.getoption("--durations-file"))
+    mine = set(shards.partition([item.name for item in items], durations, n, free=listed)[k - 1])
+    drop = [item for item in items if item.name not in mine]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [item for item in items if item.name in mine]
 
 
 class Tally:
     def __init__(self, journal: Path | None = None):
         self.outcomes: dict[str, dict] = {}
+        self.seconds: dict[str, float] = {}  # setup + call + teardown, for the shards' durations file
         # A long run (the full file takes hours on the simulator) keeps what it learned when it is
         # stopped: every outcome is also appended to a JSON-lines journal as it arrives.
         self.journal = journal.open("w") if journal else None
 
     def pytest_runtest_logreport(self, report):
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+        if report.nodeid in self.outcomes:
+            self.outcomes[report.nodeid]["duration"] = round(self.seconds[report.nodeid], 3)
         if report.when == "call" or report.outcome != "passed":
             if report.nodeid in self.outcomes and self.outcomes[report.nodeid]["outcome"] != "passed":
                 return  # keep the first non-pass (e.g. a setup error) over a teardown report
-            self.outcomes[report.nodeid] = {"outcome": report.outcome, "message": _message(report)}
+            self.outcomes[report.nodeid] = {"outcome": report.outcome, "message": _message(report),
+                                            "duration": round(self.seconds[report.nodeid], 3)}
             if self.journal:
                 self.journal.write(json.dumps({"test": report.nodeid, **self.outcomes[report.nodeid]}) + "\n")
                 self.journal.flush()
@@ -114,21 +138,11 @@ def pytest_unconfigure(config):
 
 
 def _check_ratchet(config, counts) -> tuple[bool, str]:
-    """(ok, message) for this run's pass count against the recorded one; records it with --update-ratchet."""
-    path = Path(config.getoption("--ratchet-file"))
+    if config.getoption("--shard"):  # one shard passes a part of the count: the merge checks the whole
+        return True, "ratchet: checked on the merged shards (python -m conformance.upstream.merge_shards)"
     key = f"subset={config.getoption('--subset') or 'all'}"
-    recorded = ratchet.load(path)
-    if config.getoption("--update-ratchet"):
-        recorded[key] = {"passed": counts["passed"], "failed": counts["failed"], "skipped": counts["skipped"]}
-        ratchet.save(path, recorded)
-        return True, f"ratchet updated: {path} [{key}] passed={counts['passed']}"
-    expected = recorded.get(key, {}).get("passed")
-    if expected is None:
-        return True, f"ratchet: no pass count recorded for {key} in {path}; record one with --update-ratchet"
-    if counts["passed"] < expected:
-        return False, f"RATCHET: {counts['passed']} passed, fewer than the {expected} recorded in {path} [{key}]"
-    gain = "; record the gain with --update-ratchet" if counts["passed"] > expected else ""
-    return True, f"ratchet: {counts['passed']} passed >= {expected} recorded [{key}]{gain}"
+    return ratchet.check_pass_count(config.getoption("--ratchet-file"), key, counts,
+                                    update=config.getoption("--update-ratchet"))
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -33,6 +33,24 @@ def save(path: Path, data: dict) -> Path:
     return path
 
 
+def check_pass_count(path: Path, key: str, counts: dict, update: bool = False) -> tuple[bool, str]:
+    """(ok, message) for a test_core run's pass count against the one recorded under `key`
+    (``subset=all``, ``subset=1``); with `update`, records this run's counts instead."""
+    path = Path(path)
+    recorded = load(path)
+    if update:
+        recorded[key] = {"passed": counts["passed"], "failed": counts["failed"], "skipped": counts["skipped"]}
+        save(path, recorded)
+        return True, f"ratchet updated: {path} [{key}] passed={counts['passed']}"
+    expected = recorded.get(key, {}).get("passed")
+    if expected is None:
+        return True, f"ratchet: no pass count recorded for {key} in {path}; record one with --update-ratchet"
+    if counts["passed"] < expected:
+        return False, f"RATCHET: {counts['passed']} passed, fewer than the {expected} recorded in {path} [{key}]"
+    gain = "; record the gain with --update-ratchet" if counts["passed"] > expected else ""
+    return True, f"ratchet: {counts['passed']} passed >= {expected} recorded [{key}]{gain}"
+
+
 @dataclass
 class VerdictComparison:
     regressions: list[str] = field(default_factory=list)   # expected pass, not passing now

@@ -1,7 +1,7 @@
 """Runs upstream ``python/test/unit/language/test_core.py`` (pinned tag, unmodified) on our backend.
 
     python -m conformance.upstream.run_test_core [--tutorials-dir DIR] [--subset N] [-n 2]
-        [--update-ratchet] [--run-skipped] [-- extra pytest args]
+        [--update-ratchet] [--run-skipped] [--shard K/N --outcomes FILE] [-- extra pytest args]
 
 The files come the same way as the tutorials (a directory, else the cache, else a download) and are
 hash-checked. The device is the one Triton reports (``cpu`` on the simulator, ``mps`` on an Apple
@@ -62,6 +62,9 @@ def main(argv=None) -> int:
     parser.add_argument("--run-skipped", action="store_true")
     parser.add_argument("--memory-limit-gb", type=float, default=8.0, help="per process (0: none)")
     parser.add_argument("--outcomes", default=None, help="JSON file of every test's outcome")
+    parser.add_argument("--shard", default=None, metavar="K/N",
+                        help="only shard K of N, split by recorded durations (CI's matrix; merge the --outcomes "
+                             "files with `python -m conformance.upstream.merge_shards`, which applies the ratchet)")
     parser.add_argument("pytest_args", nargs="*", help="passed on to pytest (after --)")
     args = parser.parse_args(argv)
 
@@ -79,6 +82,7 @@ def main(argv=None) -> int:
     extra += ["--update-ratchet"] if args.update_ratchet else []
     extra += ["--run-skipped"] if args.run_skipped else []
     extra += ["--outcomes", args.outcomes] if args.outcomes else []
+    extra += ["--shard", args.shard] if args.shard else []
     cmd = pytest_command(root, device, 0 if args.full else args.subset, args.workers, ratchet_file, extra)
     print(f"upstream test_core for Triton {manifest.tag} from {located.origin}, --device {device}", flush=True)
     # `python -m pytest` in this process's working directory (and environment) finds the plugin's
