@@ -50,6 +50,9 @@ OWNERS = {
     "lower_dot": {
         "lower_dot": ("tt.dot",),
     },
+    "lower_dot_scaled": {
+        "lower_dot_scaled": ("tt.dot_scaled",),
+    },
     "lower_elementwise": {
         "_lower_table.<locals>.lower": (
             "arith.addi", "arith.andi", "arith.maximumf", "arith.maxnumf", "arith.maxsi", "arith.maxui",

@@ -123,7 +123,7 @@ HIDDEN_SLOTS = {"comb", "ca", "cb", "mapf", "ma", "kernel", "lo", "hi", "rows", 
 def test_the_batches_hold_every_usable_name():
     dealt = [n for batch in BATCHES for n in batch]
     assert len(dealt) == len(set(map(ik.python_name, dealt)))
-    for name in ("j", "threadgroup_barrier", "thread_position_in_grid", "tm_scratch", "αβγ", "INT8_MAX", "fmax"):
+    for name in ("j", "threadgroup_barrier", "thread_position_in_grid", "tm_arena", "αβγ", "INT8_MAX", "fmax"):
         assert name in dealt
     assert all(len(batch) > len(ik.SLOTS) for batch in BATCHES)
 

@@ -219,7 +219,7 @@ FLOORS = {
     "codegen": 2, "sim": 2,
     "runtime": 3,
     "metal_check": 4, "compiler": 4, "driver": 4, "launcher": 4, "arg_checks": 4, "cache": 4, "device_print": 4,
-    "libdevice": 4, "tuning": 4, "language": 4,
+    "libdevice": 4, "tuning": 4, "language": 4, "fp8e4b15": 4,
     "tools": 5, "backends": 5,
     PACKAGE: 0,  # __version__; its lazy attributes (triton_metal.jit, triton_metal.backends) are named below
 }

@@ -27,6 +27,15 @@ BUFFER_SLOTS = 31  # buffer argument table entries: [[buffer(0)]] ... [[buffer(3
 THREADGROUP_SLOTS = 31  # threadgroup memory argument table entries: [[threadgroup(0)]] ... [[threadgroup(30)]]
 ARGUMENT_TABLE_SLOTS = {"buffer": BUFFER_SLOTS, "threadgroup": THREADGROUP_SLOTS}  # by binding attribute
 
+# --- 64-bit atomics -------------------------------------------------------------------------------
+# Metal's only 64-bit atomics (MSL specification 3.1/3.2, 6.15.4.6 "Atomic Modify Functions (64 Bits)",
+# available from MSL 2.4): `void atomic_max_explicit(device atomic_ulong* object, ulong operand,
+# memory_order_relaxed)` and `atomic_min_explicit` alike -- unsigned (ulong, no atomic_long), device
+# memory only, no value returned; no 64-bit add, exchange, compare-exchange, and/or/xor, load or store.
+# GPU families (Metal Feature Set Tables, footnote on 64-bit atomics): Apple9 and later, and Apple8 on
+# devices that are also Mac2 -- every Apple8 Mac (M2); not Apple7 (M1). Our MSL versions (3.0+) all have them.
+ATOMIC_ULONG_MIN_MAX_FAMILIES = ("apple8", "apple9", "apple10")
+
 # --- Kernel builtin attributes -------------------------------------------------------------------
 
 _SCALAR = ("uint", "ushort")

@@ -22,6 +22,7 @@ from triton_metal.codegen.memory_model import target_msl_version
 from triton_metal.debug import log
 from triton_metal.errors import check_threads_per_threadgroup
 from triton_metal.metal_check import stage as frontend_check
+from triton_metal.runtime import chips
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,12 @@ class MetalOptions:
     debug: bool = False
     sanitize_overflow: bool = False
     arch: str = "apple-m1"
+    # The Metal GPU family of `arch` (runtime/chips.py), set by parse_options: what a kernel may use that
+    # not every family has (64-bit atomics: abi.ATOMIC_ULONG_MIN_MAX_FAMILIES). '' = not known, nothing extra.
+    metal_family: str = ""
     backend_name: str = "metal"
-    supported_fp8_dtypes: tuple[str, ...] = ()
+    # fp8 as storage: loads, stores, conversions (codegen/fp8_msl.py, fp8e4b15.py) and tl.dot operands.
+    supported_fp8_dtypes: tuple[str, ...] = ("fp8e4nv", "fp8e5", "fp8e4b8", "fp8e5b16", "fp8e4b15")
     deprecated_fp8_dot_operand_dtypes: tuple[str, ...] = ()
     default_dot_input_precision: str = "ieee"
     allowed_dot_input_precisions: tuple[str, ...] = ("ieee", "tf32", "tf32x3", "bf16x3", "bf16x6")
@@ -100,6 +105,7 @@ class MetalBackend(BaseBackend):
         known = {f.name for f in fields(MetalOptions)}
         args = {k: v for k, v in opts.items() if k in known and v is not None}
         args["arch"] = self.target.arch
+        args["metal_family"] = chips.metal_family(self.target.arch)
         args.setdefault("msl_version", target_msl_version())  # in the options, so in the cache key
         args.setdefault("fast_math", numerics.fast_math_requested())  # likewise: the one place it is decided
         args["enable_fp_fusion"] = knobs.language.fp_fusion_enabled(args.get("enable_fp_fusion"))
@@ -113,7 +119,9 @@ class MetalBackend(BaseBackend):
         return (metadata.num_warps, metadata.num_ctas, metadata.shared)
 
     def get_codegen_implementation(self, options) -> dict[str, Any]:
-        return {"min_dot_size": lambda lhs_type, rhs_type: (1, 1, 1)}
+        from triton_metal import fp8e4b15  # imports triton.language: not while Triton discovers backends
+        return {"min_dot_size": lambda lhs_type, rhs_type: (1, 1, 1),
+                "convert_custom_types": fp8e4b15.convert_custom_types}
 
     def get_module_map(self) -> dict[str, Any]:
         # `from triton.language.extra import libdevice` resolves to our module (see triton_metal/libdevice.py).

@@ -29,8 +29,9 @@ CATALOG: dict[str, Refusal] = {
         "fp64 argument '{name}'", "Apple GPUs have no 64-bit floating point",
         "pass it as float32: {name}.to(torch.float32)"),
     "fp8": Refusal(
-        "{dtype} tensors", "Apple GPUs have no 8-bit floating point types and the Metal backend does not emulate them",
-        "store fp8 data as uint8 and convert in float16/float32"),
+        "{kind} on {dtype} values", "Apple GPUs have no 8-bit floating point arithmetic: the Metal backend keeps "
+        "fp8 as a storage type (loads, stores, bitcasts, conversions, tl.dot operands)",
+        "convert to float16 or float32 first (x.to(tl.float32)) and compute there"),
     "inline_asm": Refusal(
         "tt.elementwise_inline_asm", "inline assembly is target-specific (PTX/AMDGPU) and cannot run on Apple GPUs",
         "write the computation with triton.language operations"),
@@ -48,9 +49,23 @@ CATALOG: dict[str, Refusal] = {
         "non-splat tensor constant", "constant tensors whose elements differ are not lowered yet",
         "build the values with tl.arange and arithmetic"),
     "atomic_dtype": Refusal(
-        "atomic {kind} on {dtype}", "Metal has no 64-bit atomics but max/min on ulong, and the Metal backend "
-        "does not emulate them (8- and 16-bit atomics run as compare-and-swap on their 32-bit word)",
+        "atomic {kind} on {dtype}", "Metal's only 64-bit atomics are max and min of unsigned 64-bit integers "
+        "whose old value is not used (atomic_max_explicit / atomic_min_explicit on atomic_ulong, MSL 6.15.4.6): "
+        "no 64-bit add, exchange, compare-and-swap, and/or/xor, load or store, and the Metal backend does not "
+        "emulate them (8- and 16-bit atomics run as compare-and-swap on their 32-bit word)",
         "accumulate in int32/uint32/float32"),
+    "atomic_64bit_signed": Refusal(
+        "atomic {kind} on int64", "Metal's 64-bit max/min compare unsigned values (atomic_ulong; there is no "
+        "atomic_long), which orders negative int64 values after positive ones",
+        "use uint64 values (e.g. add 2**63 to map int64 order onto uint64 order) or int32"),
+    "atomic_64bit_result": Refusal(
+        "the old value of atomic {kind} on uint64", "Metal's 64-bit atomic_max_explicit / atomic_min_explicit "
+        "return nothing (MSL 6.15.4.6)",
+        "do not use the result (call tl.atomic_max / tl.atomic_min as a statement), or use 32-bit values"),
+    "atomic_64bit_family": Refusal(
+        "atomic {kind} on uint64 for {arch}", "Metal's 64-bit atomics (max/min on atomic_ulong) need GPU family "
+        "Apple8 (M2) or later, and {arch} is of family {family}",
+        "run on an M2 or later Mac (simulator: TRITON_METAL_SIM_CHIP=apple-m2 or newer), or use 32-bit values"),
     "atomic_float_bitwise": Refusal(
         "atomic {kind} on {dtype}", "Metal has no floating-point bitwise atomics", "bitcast to int32 first"),
     "atomic_order_needs_msl32": Refusal(

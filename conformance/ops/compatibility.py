@@ -8,6 +8,7 @@ claim on the device (pass against the reference, or the exact refusal message).
 """
 from __future__ import annotations
 
+import string
 import sys
 from pathlib import Path
 
@@ -64,9 +65,26 @@ SEMANTICS = """\
   no `bfloat` overloads of the math and simd functions: every bf16 math function, NaN-propagating
   max/min and lane exchange is computed in float with explicit conversions, and bf16 sums and products
   keep a float accumulator and round once (as torch does). The simulator's `bfloat` has the same rules.
-- **fp64** is refused (Apple GPUs have no 64-bit floating point). **fp8**: the backend declares no
-  supported fp8 types, so Triton's frontend rejects `x.to(tl.float8e5)` etc. itself ("type fp8e5 not
-  supported in this architecture"); fp8 tensors passed as arguments are refused by the catalog entry below.
+- **fp64** is refused (Apple GPUs have no 64-bit floating point).
+- **fp8** is a storage type (Apple GPUs have no 8-bit float arithmetic): all five Triton fp8 types
+  (`float8e4nv`, `float8e5`, `float8e4b8`, `float8e5b16`, `float8e4b15`) load, store, bitcast, `tl.abs`
+  and convert to and from float16/bfloat16/float32 in `uchar` bit manipulation (`codegen/fp8_msl.py`).
+  fp8 -> wider is exact. Narrowing rounds once from the exact value, to nearest even or, with
+  `fp_downcast_rounding="rtz"`, toward zero; finite values beyond the largest finite fp8 value
+  saturate to it (as Triton's CUDA `.satfinite` conversions do; torch gives NaN/inf there), and so do
+  infinities except in e5m2, which keeps them; NaN stays NaN; the FNUZ types have no -0.
+  `float8e4b15` (`i8` in Triton's IR) follows Triton's CUDA conversion: magnitude clamped to 1.75,
+  rounded half away from zero, float32 through float16 toward zero. `tl.dot` takes fp8 operands
+  (decoded to half, exact; float accumulator); any other op on fp8 values is refused (catalog below).
+  Tested over every code, every half and bfloat value and a dense float sweep
+  (`conformance/ops/test_fp8.py`).
+- **`tl.dot_scaled`** dequantises each operand exactly into float32 (e2m1 two per byte along K,
+  low nibble first; e4m3/e5m2 codes; bf16/fp16 values; e8m0 scales 2^(s-127), one per 32 K
+  elements, 255 = NaN) and accumulates exact products in float32, in K order: Triton's GPUs
+  upcast to bf16/fp16 instead, which gives the same values except where a scaled value overflows
+  fp16 (Triton: inf, here finite) or is a float32 subnormal (Apple's fast math may flush it).
+  Operands are staged in K chunks of float tiles, so every tile shape fits 32 KiB
+  (`conformance/ops/test_dot_scaled.py`).
 - **Atomics** (`atomic_add/max/min/and/or/xor/xchg/cas`) work on int32, uint32 and float32
   (add/xchg/cas for float32; float max/min through Triton's integer rewrite); each element is
   updated once, by its owning thread, and every thread holding a copy receives the old value.
@@ -77,13 +95,20 @@ SEMANTICS = """\
   exact, and the word's other elements keep their values. The word of the last element of a tensor whose
   size is not a multiple of 4 bytes reaches past the tensor's end (inside the page-granular Metal buffer
   and the 64-byte-aligned CPU allocation), and is written back unchanged; the simulator's strict mode
-  checks such an access as an access to the element. 64-bit atomics are refused. What `sem` and `scope`
+  checks such an access as an access to the element. **64-bit atomics**: Metal has only
+  `atomic_max_explicit` / `atomic_min_explicit` on `atomic_ulong` in device memory, returning nothing
+  (MSL specification 6.15.4.6), on Apple8 (M2) and later GPUs; so `tl.atomic_max` / `tl.atomic_min` on
+  uint64 whose result is not used run on M2 and later, and every other 64-bit atomic (add, xchg, cas,
+  and/or/xor, signed int64 max/min, a used old value, float64, any 64-bit atomic on M1) is refused with
+  the operation and what Metal lacks. What `sem` and `scope`
   mean on Metal: see [Atomics: sem and scope](#atomics-sem-and-scope) below.
 - **Scans** (`tl.cumsum`, `tl.cumprod`, `tl.associative_scan`) go through threadgroup memory and
-  scan each line serially: correct for any axis, layout and combine function, not yet fast. A half
-  or bfloat cumsum / cumprod carries its running value in float and rounds each output once (a
-  serial loop rounding every step drifts past 1% on long lines); so does the FMA path of `tl.dot`
-  with a half accumulator over K.
+  are scanned there by simd lanes: `simd_prefix_inclusive_sum` / `_product` for a single add or
+  multiply (float, half and bfloat in float; integers of 32 bits or less in uint, wrapping), a
+  `simd_shuffle_up` tree for any other combine function (tuples, max, custom), then across
+  simdgroups through threadgroup memory and across chunks of 32 x num_warps elements with a carry;
+  any axis, layout, direction. A half or bfloat cumsum / cumprod rounds each output once from its
+  float prefix; so does the FMA path of `tl.dot` with a half accumulator over K.
 - **Layout conversions** go through threadgroup memory; one larger than what is left of the
   32 KiB runs in rounds, a power-of-two slab of the tensor per round.
 - **`tl.cat(..., can_reorder=True)`** keeps row-major order; so does **`x.view(...)`** (any reshape that may
@@ -245,7 +270,9 @@ def render() -> str:
             "Each refusal is one entry of `compiler/triton_metal/refusals.py`; the compiler raises it as",
             "`UnsupportedOperationError` with the kernel source line.", ""]
     for key, entry in CATALOG.items():
-        fields = {name: f"<{name}>" for name in ("dtype", "kind", "symbol", "name", "sem", "version", "macos")}
+        # Every {placeholder} of the entry, shown as <placeholder>.
+        text = entry.op + entry.reason + entry.alternative
+        fields = {name: f"<{name}>" for _, name, _, _ in string.Formatter().parse(text) if name}
         out += [f"### refused: {key}", "", f"`{entry.message(**fields)}`", ""]
     return "\n".join(out).rstrip() + "\n"
 

@@ -139,47 +139,49 @@ def layer_norm(device, rows: int, cols: int) -> Workload:
                            "mlx": _mlx_peer(lambda mx, a, ww, bb: mx.fast.layer_norm(a, ww, bb, eps), x, w, b)})
 
 
-def matmul(device, m: int, n: int, k: int, dtype: torch.dtype) -> Workload:
+def matmul(device, m: int, n: int, k: int, dtype: torch.dtype, tiles: tuple = (32, 32, 32, 8), num_warps: int = 4,
+           tag: str = "") -> Workload:
     g = _gen()
     a, b = torch.randn(m, k, generator=g).to(dtype), torch.randn(k, n, generator=g).to(dtype)
     ad, bd, c = a.to(device), b.to(device), torch.empty(m, n, device=device, dtype=dtype)
-    bm, bn, bk = (32, 32, 32)
+    bm, bn, bk, group_m = tiles
     grid = (triton.cdiv(m, bm) * triton.cdiv(n, bn),)
 
     def launch():
         kernels.matmul_kernel[grid](ad, bd, c, m, n, k, ad.stride(0), ad.stride(1), bd.stride(0), bd.stride(1),
-                                    c.stride(0), c.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8,
-                                    num_warps=4)
+                                    c.stride(0), c.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=group_m,
+                                    num_warps=num_warps)
         return c
     tol = 1e-2 if dtype == torch.float16 else 1e-4
     size = dtype.itemsize
     name = {torch.float16: "f16", torch.float32: "f32"}[dtype]
-    return Workload(f"matmul {m}x{n}x{k} {name}", _timed(launch, device),
+    return Workload(f"matmul {m}x{n}x{k} {name}{tag}", _timed(launch, device),
                     lambda: (a.float() @ b.float()).to(dtype), tol, tol,
                     ideal_bytes=size * (m * k + k * n + m * n), flops=2 * m * n * k,
                     peers={"torch": _torch_peer(torch.matmul, device, a, b),
                            "mlx": _mlx_peer(lambda mx, x, y: mx.matmul(x, y), a, b)})
 
 
-def attention(device, batch: int, heads: int, seq: int, head_dim: int) -> Workload:
+def attention(device, batch: int, heads: int, seq: int, head_dim: int, blocks: tuple = (32, 32), num_warps: int = 4,
+              tag: str = "") -> Workload:
     g = _gen()
     shape = (batch, heads, seq, head_dim)
     q, k, v = (torch.randn(*shape, generator=g).to(torch.float16) for _ in range(3))
     qd, kd, vd = q.to(device), k.to(device), v.to(device)
     o = torch.empty(shape, device=device, dtype=torch.float16)
     scale = 1.0 / math.sqrt(head_dim)
-    block_m = block_n = 32
+    block_m, block_n = blocks
     grid = (triton.cdiv(seq, block_m), batch * heads)
 
     def launch():
         kernels.attention_fwd_kernel[grid](qd, kd, vd, o, scale, seq, seq * head_dim, head_dim, HEAD_DIM=head_dim,
-                                           BLOCK_M=block_m, BLOCK_N=block_n, num_warps=4)
+                                           BLOCK_M=block_m, BLOCK_N=block_n, num_warps=num_warps)
         return o
 
     def reference():
         return torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float()).to(torch.float16)
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    return Workload(f"attention_fwd {batch}x{heads}x{seq}x{head_dim} f16", _timed(launch, device), reference,
+    return Workload(f"attention_fwd {batch}x{heads}x{seq}x{head_dim} f16{tag}", _timed(launch, device), reference,
                     2e-2, 2e-2, ideal_bytes=2 * 4 * batch * heads * seq * head_dim,
                     flops=4 * batch * heads * seq * seq * head_dim,
                     peers={"torch": _torch_peer(sdpa, device, q, k, v),
@@ -188,12 +190,58 @@ def attention(device, batch: int, heads: int, seq: int, head_dim: int) -> Worklo
                                             q, k, v)})
 
 
+# The upstream tutorials' own configurations (python/tutorials/03-matrix-multiplication.py and
+# 06-fused-attention.py of Triton 3.x). Tutorial 03 autotunes over get_hip_autotune_config() on any
+# backend but CUDA; of its five configs we take 64x128x32, GROUP_SIZE_M 8, 4 warps (its waves_per_eu is
+# AMD's): the three larger tiles (128x256, 256x256, 128x128) fill all 32 KiB of Apple's threadgroup memory
+# or more in our lowering and leave 256 accumulator floats per thread at 4 warps, and 64x64 is half the
+# work per program. Which config the autotuner picks on a Mac is a timing question: the Mac run decides.
+# Tutorial 06 checks Z=1, H=2, N_CTX=1024, HEAD_DIM=64 (test_op); its autotune list keeps BLOCK_M in
+# {64, 128} x BLOCK_N in {32, 64} at 4 warps (8 warps only for 128x128 tiles); we take 128x64, its largest,
+# the fixed BLOCK_M / BLOCK_N of the tutorial's versions before autotuning for HEAD_DIM 64. Our kernel is
+# the non-causal forward (the tutorial's test is causal: the same tiles, half the key blocks).
+TUTORIAL_MATMUL = {"tiles": (64, 128, 32, 8), "num_warps": 4, "tag": " (tutorial 03 config 64x128x32)"}
+TUTORIAL_ATTENTION = {"blocks": (128, 64), "num_warps": 4, "tag": " (tutorial 06 config 128x64)"}
+
+
+def matmul_tutorial(device, m: int, n: int, k: int) -> Workload:
+    return matmul(device, m, n, k, torch.float16, **TUTORIAL_MATMUL)
+
+
+def attention_tutorial(device, batch: int, heads: int, seq: int, head_dim: int) -> Workload:
+    return attention(device, batch, heads, seq, head_dim, **TUTORIAL_ATTENTION)
+
+
+@dataclass(frozen=True)
+class ExpectedRefusal:
+    """A case that cannot run yet: the error it must raise (type name and a fragment of its message).
+    Its tests pass while it is refused and fail once it runs, so the entry is removed then."""
+    error: str
+    message: str
+    reason: str
+
+
+def expect_refusal(refusal: ExpectedRefusal, run: Callable[[], object]) -> None:
+    """Passes when `run()` raises the refusal's error; fails when it runs (the case works now: remove its
+    `refused` entry) or raises anything else."""
+    import pytest
+    try:
+        run()
+    except Exception as error:  # matched by name and message below, else re-raised
+        if type(error).__name__ == refusal.error and refusal.message in str(error):
+            return
+        raise
+    pytest.fail(f"this case ran, but it is listed as refused ({refusal.reason}): remove its `refused` entry in "
+                "conformance/perf/cases.py and record its baselines")
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
     build: Callable[..., Workload]
     sizes: dict[str, tuple]                     # size class -> build arguments after `device`
     needs_dot: bool = False                     # uses tl.dot
+    refused: ExpectedRefusal | None = None      # cannot run yet (see ExpectedRefusal)
 
     def workload(self, device, size_class: str) -> Workload:
         return self.build(device, *self.sizes[size_class])
@@ -210,6 +258,13 @@ CASES = {case.name: case for case in (
                                 "apple": (4096, 4096, 4096, torch.float32)}, needs_dot=True),
     Case("attention_fwd", attention, {"traffic": (1, 2, 64, 32), "simulator": (1, 4, 256, 64),
                                       "apple": (4, 16, 2048, 64)}, needs_dot=True),
+    # Tutorial-sized: the tutorials' own sizes and configurations (TUTORIAL_MATMUL, TUTORIAL_ATTENTION); the
+    # traffic size keeps the tiles and shortens the loops (counts per program are those of the full size
+    # but for the K / key-block loop trip count).
+    Case("matmul_f16_tutorial", matmul_tutorial, {"traffic": (128, 128, 128), "simulator": (512, 512, 512),
+                                                  "apple": (512, 512, 512)}, needs_dot=True),
+    Case("attention_fwd_tutorial", attention_tutorial, {"traffic": (1, 1, 128, 64), "simulator": (1, 2, 1024, 64),
+                                                        "apple": (1, 2, 1024, 64)}, needs_dot=True),
 )}
 
 

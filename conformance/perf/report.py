@@ -2,7 +2,10 @@
 
 Rows come from ``baseline_plugin.collect_rows``: one per benchmark, with ``case``, ``label``,
 ``impl`` (triton-metal / torch / mlx), ``min`` seconds, ``baseline_min`` (triton-metal's stored
-time on this chip, when compared) and the achieved ``gbps`` or ``tflops``.
+time on this chip, when compared) and the achieved ``gbps`` or ``tflops``; triton-metal's rows also carry
+``work``: the case's work counters at its traffic size (conformance/perf/traffic.py ``work_summary``),
+shown beside the timings: barriers per program, simdgroup_matrix loads/stores/multiply-accumulates,
+the threadgroup memory of one program and the threadgroup bytes read per FMA of the workload.
 """
 from __future__ import annotations
 
@@ -49,16 +52,32 @@ def _change(row: dict | None) -> str:
     return f"{row['min'] / row['baseline_min'] - 1:+.0%}"
 
 
+WORK_HEADER = ["barriers/program", "sgm load/store/mac", "tg memory", "tg B/FMA"]
+
+
+def _work(row: dict | None) -> list[str]:
+    """The work-counter cells of a triton-metal row (``-`` each when it has none)."""
+    work = (row or {}).get("work")
+    if not work:
+        return ["-"] * len(WORK_HEADER)
+    per_fma = work.get("threadgroup_bytes_read_per_fma")
+    sgm = "/".join(str(work[k]) for k in ("simdgroup_matrix_loads", "simdgroup_matrix_stores",
+                                          "simdgroup_matrix_multiply_accumulates"))
+    return [f"{work['barriers_per_program']:g}", sgm,
+            f"{work['threadgroup_memory_bytes'] / 1024:.1f} KiB",
+            "-" if per_fma is None else f"{per_fma:.3f}"]
+
+
 def format_table(rows: list[dict]) -> list[str]:
     header = ["case", f"{TRITON} ms", "baseline ms", "change", "torch ms", "speed vs torch", "mlx ms",
-              "speed vs mlx", f"{TRITON} achieved"]
+              "speed vs mlx", f"{TRITON} achieved", *WORK_HEADER]
     table = [header]
     for label, impls in by_case(rows).items():
         triton = impls.get(TRITON)
         torch_row, mlx_row = impls.get("torch"), impls.get("mlx")
         table.append([label, _ms(triton and triton["min"]), _ms(triton and triton.get("baseline_min")),
                       _change(triton), _ms(torch_row and torch_row["min"]), _ratio(torch_row, triton),
-                      _ms(mlx_row and mlx_row["min"]), _ratio(mlx_row, triton), _achieved(triton)])
+                      _ms(mlx_row and mlx_row["min"]), _ratio(mlx_row, triton), _achieved(triton), *_work(triton)])
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
 

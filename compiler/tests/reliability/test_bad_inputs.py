@@ -198,8 +198,8 @@ def test_threadgroup_memory_beyond_32_kib(device):
     a = torch.rand(128, 128).to(device)
     c = torch.empty(128, 128, device=device)
     with pytest.raises(ThreadgroupMemoryError, match=re.escape(
-            "Required: 65536 bytes, Hardware limit: 32768 bytes. Apple GPUs have 32 KiB of threadgroup memory")):
-        dot_kernel[(1,)](a, a, c, N=128)  # one 128x128 fp32 dot operand alone takes 64 KiB
+            "Required: 131072 bytes, Hardware limit: 32768 bytes. Apple GPUs have 32 KiB of threadgroup memory")):
+        dot_kernel[(1,)](a, a, c, N=128)  # the two 128x128 fp32 operands of one dot, live at once: 64 KiB each
 
 
 def test_layout_conversion_beyond_32_kib_runs_in_rounds(device):

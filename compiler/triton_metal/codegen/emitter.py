@@ -13,13 +13,15 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from triton_metal.codegen.fp8_msl import FP8_STORAGE_OPS, fp8_element
 from triton_metal.codegen.layout import LinearLayout, bits_expr
 from triton_metal.codegen.msl_text import comment, identifier, is_fixed_own, own_helper, own_spelling
 from triton_metal.codegen.msl_words import RESERVED_WORDS
-from triton_metal.codegen.own_names import LANE, REG, SCRATCH, SIMD
+from triton_metal.codegen.own_names import ARENA, LANE, REG, SIMD
+from triton_metal.codegen.threadgroup_arena import Arena
 from triton_metal.codegen.types import msl_scalar, threadgroup_pointer
 from triton_metal.debug import log
-from triton_metal.errors import UnsupportedOperationError, check_threadgroup_memory
+from triton_metal.errors import UnsupportedOperationError
 from triton_metal.refusals import refuse
 
 LOWERINGS: dict = {}  # op name -> its lowering, fn(em, op)
@@ -94,8 +96,10 @@ class KernelEmitter:
     helpers: list = field(default_factory=list)
     vars: dict = field(default_factory=dict)
     depth: int = 1
-    scratch_bytes: int = 0
-    shared_bytes: int = 0  # dedicated threadgroup arrays (ttg.local_alloc buffers), besides the scratch
+    scratch_bytes: int = 0  # the largest scratch an op asked for (each op's is placed in the arena)
+    # The threadgroup arena (threadgroup_arena): local_alloc buffers and each op's scratch, by liveness.
+    arena: Arena = field(default_factory=Arena)
+    op_stack: list = field(default_factory=list)  # the ops being lowered, innermost last
     _used_names: set = field(default_factory=set)  # every name given out, in both namespaces
     static_helpers: set = field(default_factory=set)  # helper texts added as written (add_helper)
     _layout_names: dict = field(default_factory=dict)  # (layout, dim) -> its thread_coord name, per function
@@ -192,8 +196,6 @@ class KernelEmitter:
         element = value.type.element
         if element == "f64" or element == "!tt.ptr<f64>":
             raise self.refuse("fp64")
-        if element.removeprefix("!tt.ptr<").startswith("f8"):
-            raise self.refuse("fp8", dtype=element.removeprefix("!tt.ptr<").rstrip(">"))
         try:
             return msl_scalar(element, unsigned, self.device_space)
         except KeyError:
@@ -249,7 +251,10 @@ class KernelEmitter:
         clash = any(s.name in dst_names and s.name != d.name for d, s in zip(dsts, srcs))
         if clash:
             temps = []
-            for s in srcs:
+            for d, s in zip(dsts, srcs):
+                if d.name == s.name:  # stays in place (and may be no register array: lower_dot.Fragments)
+                    temps.append(s)
+                    continue
                 t = Var(self.fresh_own("yielded"), s.ctype, s.nregs)
                 self.emit(f"{t.ctype} {t.name}[{t.nregs}];" if t.nregs else f"{t.ctype} {t.name};")
                 self.assign(t, s)
@@ -298,13 +303,21 @@ class KernelEmitter:
         return f"({' ^ '.join(parts)})" if len(parts) > 1 or "^" in parts[0] else parts[0]
 
     # ---- threadgroup memory ------------------------------------------------------------------
+    @property
+    def current_op(self):
+        return self.op_stack[-1] if self.op_stack else None
+
+    @property
+    def shared_bytes(self) -> int:
+        """Threadgroup bytes taken by the blocks living during the op being lowered: its scratch may
+        use MAX_THREADGROUP_MEMORY minus this."""
+        return self.arena.bytes_live(self.current_op)
+
     def scratch(self, ctype: str, nbytes: int, offset: int = 0) -> str:
-        """A pointer expression into the kernel's threadgroup scratch memory (`nbytes` in use)."""
+        """A pointer expression to byte `offset` of the threadgroup scratch of the op being lowered
+        (`nbytes` in use; the calls of one op share one scratch block of the arena)."""
         self.scratch_bytes = max(self.scratch_bytes, nbytes)
-        check_threadgroup_memory((self.scratch_bytes + 15) // 16 * 16 + self.shared_bytes)
-        if offset:
-            return f"({threadgroup_pointer(ctype)})((threadgroup char*){SCRATCH} + {offset})"
-        return f"({threadgroup_pointer(ctype)}){SCRATCH}"
+        return f"({threadgroup_pointer(ctype)})({ARENA} + {self.arena.scratch(self.current_op, nbytes, offset)})"
 
     def barrier(self) -> None:
         self.emit("threadgroup_barrier(mem_flags::mem_threadgroup);")
@@ -320,7 +333,16 @@ class KernelEmitter:
         fn = LOWERINGS.get(op.name)
         if fn is None:
             raise self.unsupported(op)
+        if op.name not in FP8_STORAGE_OPS and (fp8 := fp8_element(op)):
+            raise self.refuse("fp8", op, kind=op.name, dtype=fp8)
         log(2, "op mapping: %s -> %s.%s", op.name, fn.__module__.rsplit(".", 1)[-1], fn.__name__)
         if op.name in SOURCE_COMMENTED_OPS:
             self.source_comment(op)
-        fn(self, op)
+        self.op_stack.append(op)
+        try:
+            fn(self, op)
+        finally:
+            self.op_stack.pop()
+        release = self.arena.release_point(op)  # buffers dead from here: a barrier if scratch reuses them
+        if release:
+            self.emit(release)

@@ -139,7 +139,8 @@ def op_locations(module_text: str) -> dict:
 # Ops whose attributes codegen reads from the text (array and enum attributes).
 TEXT_OPS = {"tt.trans", "tt.atomic_rmw", "tt.atomic_cas", "tt.atomic_poll", "tt.atomic_load", "tt.atomic_store",
             "tt.print", "tt.assert", "cf.br", "cf.cond_br", "tt.fp_to_fp",
-            "tt.reshape"}  # tt.reshape: its unit attribute allow_reorder
+            "tt.reshape",  # tt.reshape: its unit attribute allow_reorder
+            "tt.dot_scaled"}  # its lhs/rhs formats, which operands carry a scale, k_pack
 _TEXT_LINE = re.compile(r'^\s*(?:%[\w:#]+(?:, %[\w:#]+)* = )?"?([a-z_]+\.[a-z_.]+)"?')
 
 

@@ -469,3 +469,30 @@ for _T in SUBWORD_BITS:
     subword_atomic_load(_T, "device")
     for _kind in SUBWORD_NEW_BITS:
         subword_atomic(_kind, _T, "device")
+
+
+# ---- vectorised global accesses (codegen/vector_access.py) ---------------------------------------
+
+CONSECUTIVE = _helper("tm_consecutive", """\
+// Whether the n pointers p[0..n) are consecutive: then one vector access can move the n elements
+// (codegen/vector_access.py).
+template <typename P> inline bool tm_consecutive(thread const P* p, uint n) {
+    for (uint k = 1; k < n; ++k)
+        if (p[k] != p[0] + k) return false;
+    return true;
+}""")
+
+ALIGNED = _helper("tm_aligned", """\
+// Whether p is aligned to `align` bytes. Metal requires a vector access of device memory to be aligned
+// to the vector's size (a float4 to 16 bytes); a packed_ vector needs its element's alignment only.
+template <typename P> inline bool tm_aligned(P p, ulong align) {
+    return ((ulong)p & (align - 1)) == 0;
+}""")
+
+ALL_SET = _helper("tm_all_set", """\
+// Whether the n mask bits m[0..n) are all set (a vector access needs all its elements unmasked).
+inline bool tm_all_set(thread const bool* m, uint n) {
+    for (uint k = 0; k < n; ++k)
+        if (!m[k]) return false;
+    return true;
+}""")

@@ -16,7 +16,8 @@ PROGRAM_ID = own("program_id")      # [[threadgroup_position_in_grid]]
 NUM_PROGRAMS = own("num_programs")  # [[threadgroups_per_grid]]
 LANE = own("lane")                  # [[thread_index_in_simdgroup]]
 SIMD = own("simd")                  # [[simdgroup_index_in_threadgroup]]
-SCRATCH = own("scratch")            # the threadgroup scratch array reductions, scans and conversions share
+ARENA = own("arena")                # the threadgroup arena (bytes): buffers and scratch (codegen.threadgroup_arena)
+ARENA_STORAGE = own("arena_storage")  # its storage, a float4 array (16-byte aligned)
 SCALARS = own("scalars")            # the struct of scalar arguments, when they are packed
 
 # Loop indices and loop-local scratch.
@@ -24,6 +25,7 @@ REG = own("i")         # the register of a per-register loop (KernelEmitter.emit
 GROUP = own("g")       # reductions: the group of registers folded together
 ELEMENT = own("j")     # reductions and scans: the element along the axis
 PART = own("k")        # reductions across simdgroups (the partial folded in); histograms (the element counted)
+COMPONENT = own("c")   # vectorised global accesses: the register of a vector group (codegen/vector_access)
 LANE_BIT = own("m")    # reduction butterflies: the lane bit exchanged
 LINE = own("line")     # scans: the line along the axis this thread scans
 BASE = own("base")     # scans: the first element of that line

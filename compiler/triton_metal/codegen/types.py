@@ -10,8 +10,13 @@ MSL_SCALAR = {
     "f16": "half", "bf16": "bfloat", "f32": "float", "index": "long",
 }
 MSL_UNSIGNED = {"i1": "bool", "i8": "uchar", "i16": "ushort", "i32": "uint", "i64": "ulong", "index": "ulong"}
+# fp8 is a storage type on Apple GPUs (no 8-bit float): its codes live in uchar and convert with the
+# helpers of codegen/fp8_msl.py; emitter.FP8_STORAGE_OPS are the ops that may touch them.
+FP8 = ("f8E4M3FN", "f8E5M2", "f8E4M3FNUZ", "f8E5M2FNUZ")
+MSL_SCALAR.update({f8: "uchar" for f8 in FP8})
+MSL_UNSIGNED.update({f8: "uchar" for f8 in FP8})
 BITWIDTH = {"i1": 1, "i8": 8, "i16": 16, "i32": 32, "i64": 64, "f16": 16, "bf16": 16, "f32": 32, "f64": 64,
-            "index": 64}
+            "index": 64, **{f8: 8 for f8 in FP8}}
 FLOATS = {"f16", "bf16", "f32", "f64"}
 # MSL scalar type -> its size in bytes (pointers: 8).
 SIZES = {"bool": 1, "char": 1, "uchar": 1, "short": 2, "ushort": 2, "half": 2, "bfloat": 2,
@@ -93,7 +98,8 @@ def msl_scalar(element: str, unsigned: bool = False, address_space: str = "devic
 def msl_type_of_signature(ty: str) -> str:
     """Triton signature type (``*fp32``, ``i32``, ...) -> MSL type, for ``map_python_to_cpp_type``."""
     names = {"fp16": "half", "bf16": "bfloat", "fp32": "float", "i1": "bool", "i8": "char", "u8": "uchar",
-             "i16": "short", "u16": "ushort", "i32": "int", "u32": "uint", "i64": "long", "u64": "ulong"}
+             "i16": "short", "u16": "ushort", "i32": "int", "u32": "uint", "i64": "long", "u64": "ulong",
+             **{name: "uchar" for name in ("fp8e4nv", "fp8e5", "fp8e4b8", "fp8e5b16", "fp8e4b15")}}
     if ty.startswith("*"):
         return f"device {msl_type_of_signature(ty[1:])}*"
     return names[ty]

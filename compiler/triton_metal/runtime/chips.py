@@ -67,6 +67,18 @@ def chip(chip_id: str) -> Chip:
         raise ValueError(f"unknown Apple chip '{chip_id}'; known: {', '.join(sorted(CHIPS))}") from None
 
 
+def metal_family(chip_id: str) -> str:
+    """The Metal GPU family codegen targets for a Triton arch (a chip id); an Apple chip newer than the
+    table is taken to be of the newest family (as detect_chip takes its limits), anything else is ''."""
+    try:
+        return chip(chip_id).metal_family
+    except ValueError:
+        return list(CHIPS.values())[-1].metal_family if _APPLE_CHIP_ID.match(chip_id or "") else ""
+
+
+_APPLE_CHIP_ID = re.compile(r"apple-m\d+\b")
+
+
 @dataclass(frozen=True)
 class ChipConfig:
     variant: str                        # apple-m2-pro

@@ -660,6 +660,25 @@ void check_device(Worker* w, uintptr_t a, uint32_t bytes, uint32_t kind, int32_t
          access_name(kind), bytes, reinterpret_cast<void*>(a), who, line);
 }
 
+// Metal requires an access aligned to its type's alignment: a float4 to 16 bytes (a packed_float4 to
+// 4). Buffers are page aligned on Metal, host allocations need not be: the offset into the buffer counts.
+void check_alignment(Worker* w, uintptr_t a, uint32_t bytes, uint32_t align, uint32_t kind, int32_t slot,
+                     uint32_t line) {
+    const bool known = slot >= 0 && uint32_t(slot) < w->L->n_buffers && w->L->buffers[slot] != nullptr;
+    const uintptr_t off = known ? a - reinterpret_cast<uintptr_t>(w->L->buffers[slot]) : a;
+    if (off % align == 0) return;
+    char who[192];
+    describe_thread(w, w->cur, who, sizeof who);
+    char where[96];
+    if (known)
+        std::snprintf(where, sizeof where, "byte offset %llu of {buffer:%d}", (unsigned long long)off, slot);
+    else
+        std::snprintf(where, sizeof where, "address %p", reinterpret_cast<void*>(a));
+    fail(w, "strict mode: misaligned %s of %u bytes at %s: its type needs %u-byte alignment (Metal: a vector "
+         "access is aligned to its size, a packed_ vector to its element), by %s, at MSL line %u",
+         access_name(kind), bytes, where, align, who, line);
+}
+
 void check_threadgroup(Worker* w, uintptr_t a, uint32_t bytes, uint32_t kind, uint32_t line, bool same_value) {
     const uintptr_t base = reinterpret_cast<uintptr_t>(w->tg_mem);
     const uint32_t t = w->cur;
@@ -807,6 +826,11 @@ void merge_counters(const Counters* c, tm_stats* out) {
     out->threadgroup_bytes_read += c->tot.threadgroup_bytes_read;
     out->threadgroup_bytes_written += c->tot.threadgroup_bytes_written;
     out->atomics += c->tot.atomics;
+    out->barriers += c->tot.barriers;
+    out->simdgroup_matrix_loads += c->tot.simdgroup_matrix_loads;
+    out->simdgroup_matrix_stores += c->tot.simdgroup_matrix_stores;
+    out->simdgroup_matrix_multiply_accumulates += c->tot.simdgroup_matrix_multiply_accumulates;
+    out->threadgroup_memory_bytes = std::max(out->threadgroup_memory_bytes, c->tot.threadgroup_memory_bytes);
     for (const tm_site_stats& s : c->sites) {
         tm_site_stats* dst = nullptr;
         for (uint32_t i = 0; i < out->n_sites; ++i)
@@ -910,7 +934,11 @@ void run_worker(Shared* sh) {
                 sh->set_error(w->err);
                 break;
             }
-            if (w->count) finish_groups(w);
+            if (w->count) {
+                finish_groups(w);
+                uint64_t& tg_bytes = w->counters->tot.threadgroup_memory_bytes;
+                tg_bytes = std::max<uint64_t>(tg_bytes, w->tg_requested);  // what this threadgroup allocated
+            }
         }
     } else {  // back from the fault handler
         w->in_threadgroup = false;
@@ -966,6 +994,7 @@ TM_API void tm_rt_barrier(uint32_t line) {
     SimdGroup& s = w->sg[t / kWidth];
     s.running--;
     if (++w->arrived == w->n) {  // the last one: everybody goes on, this thread first
+        if (w->count) w->counters->tot.barriers++;  // once per threadgroup, not per thread
         if (w->strict) {
             for (uint32_t i = 0; i < w->n; ++i) {
                 if (w->site[i] == line) continue;
@@ -1043,9 +1072,11 @@ TM_API void tm_rt_access(const void* addr, uint32_t bytes, uint32_t kind, uint32
     Worker* w = tls_worker;
     const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
     const bool same_value = (kind & TM_ACCESS_SAME_VALUE) != 0;
-    kind &= ~TM_ACCESS_SAME_VALUE;
+    const uint32_t align = 1u << (kind >> TM_ACCESS_ALIGN_SHIFT & 0xffu);
+    kind &= ~TM_ACCESS_SAME_VALUE & ((1u << TM_ACCESS_ALIGN_SHIFT) - 1u);
     if (space != TM_SPACE_THREADGROUP) {  // device or constant: a buffer
         if (w->strict) check_device(w, a, bytes, kind, slot, line);
+        if (w->strict) check_alignment(w, a, bytes, align, kind, slot, line);
         // Segments are counted from the start of the buffer (Metal buffers are page aligned; host
         // allocations are not, and the counts must not depend on where the allocator put them).
         const uintptr_t base = slot >= 0 && uint32_t(slot) < w->L->n_buffers
@@ -1064,6 +1095,18 @@ TM_API void tm_rt_access(const void* addr, uint32_t bytes, uint32_t kind, uint32
 }
 
 TM_API uint32_t tm_rt_thread_index(void) { return tls_worker->cur; }
+
+TM_API void tm_rt_event(uint32_t event) {
+    Worker* w = tls_worker;
+    if (!w->count || w->cur % kWidth != 0) return;  // every lane calls; the simdgroup did it once
+    tm_stats& t = w->counters->tot;
+    switch (event) {
+        case TM_EVENT_SIMDGROUP_LOAD: t.simdgroup_matrix_loads++; break;
+        case TM_EVENT_SIMDGROUP_STORE: t.simdgroup_matrix_stores++; break;
+        case TM_EVENT_SIMDGROUP_MULTIPLY_ACCUMULATE: t.simdgroup_matrix_multiply_accumulates++; break;
+        default: fail(w, "internal error: unknown simulator event %u", event);
+    }
+}
 
 TM_API int tm_rt_launch(const tm_launch* L, char* err, size_t errlen) {
     const uint64_t n = uint64_t(L->tg[0]) * L->tg[1] * L->tg[2];

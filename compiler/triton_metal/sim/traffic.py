@@ -17,6 +17,14 @@ threadgroup). Its transactions are the distinct 32-byte segments its lanes touch
 (``transactions_by_segment`` also has 64 and 128 bytes); its ideal is ceil(distinct bytes / 32).
 ``coalescing_efficiency`` = ideal / actual 32-byte transactions (1.0 = perfectly coalesced).
 Atomics are counted in ``atomics`` (and in their site's ``accesses``), not in the byte totals.
+
+Work counters: ``barriers`` (threadgroup_barrier calls completed, once per threadgroup; see
+``barriers_per_program``), simdgroup_matrix operations once per simdgroup (``simdgroup_matrix_loads``,
+``_stores``, ``_multiply_accumulates``), ``fmas`` (8*8*8 per simdgroup multiply-accumulate: the FMAs of
+dots on simdgroup matrices; dots lowered to scalar FMAs are not counted), ``threadgroup_bytes_read_per_fma``
+and ``threadgroup_memory_bytes``: the threadgroup memory one threadgroup allocated (its kernel-scope
+threadgroup arrays as the simulator allocated them, plus [[threadgroup(i)]] lengths), the most over the
+launch's threadgroups.
 Counts depend only on the kernel, its launch and its inputs: they are deterministic.
 """
 from __future__ import annotations
@@ -27,6 +35,7 @@ import threading
 from dataclasses import dataclass, field
 
 SEGMENT_BYTES = (32, 64, 128)
+SIMDGROUP_MATRIX_FMAS = 8 * 8 * 8  # FMAs of one 8x8x8 simdgroup_multiply_accumulate
 MAX_SITES = 4096
 _KIND_BITS = {1: "load", 2: "store", 4: "atomic"}  # TM_ACCESS_*
 
@@ -41,7 +50,10 @@ class CStats(ctypes.Structure):
     _fields_ = [("global_bytes_read", ctypes.c_uint64), ("global_bytes_written", ctypes.c_uint64),
                 ("transactions", ctypes.c_uint64 * 3), ("ideal_transactions", ctypes.c_uint64),
                 ("threadgroup_bytes_read", ctypes.c_uint64), ("threadgroup_bytes_written", ctypes.c_uint64),
-                ("atomics", ctypes.c_uint64), ("n_sites", ctypes.c_uint32), ("max_sites", ctypes.c_uint32),
+                ("atomics", ctypes.c_uint64), ("barriers", ctypes.c_uint64),
+                ("simdgroup_matrix_loads", ctypes.c_uint64), ("simdgroup_matrix_stores", ctypes.c_uint64),
+                ("simdgroup_matrix_multiply_accumulates", ctypes.c_uint64),
+                ("threadgroup_memory_bytes", ctypes.c_uint64), ("n_sites", ctypes.c_uint32), ("max_sites", ctypes.c_uint32),
                 ("sites", ctypes.POINTER(CSiteStats))]
 
 
@@ -84,10 +96,37 @@ class TrafficStats:
     transactions_by_segment: dict = field(default_factory=dict)  # segment bytes -> transactions
     grid: tuple = ()
     threadgroup: tuple = ()
+    barriers: int = 0  # threadgroup_barrier calls completed, summed over the threadgroups
+    simdgroup_matrix_loads: int = 0  # per simdgroup, summed
+    simdgroup_matrix_stores: int = 0
+    simdgroup_matrix_multiply_accumulates: int = 0
+    threadgroup_memory_bytes: int = 0  # the most one threadgroup allocated
 
     @property
     def coalescing_efficiency(self) -> float:
         return _efficiency(self.ideal_transactions, self.global_transactions)
+
+    @property
+    def programs(self) -> int:
+        n = 1
+        for d in self.grid:
+            n *= d
+        return n
+
+    @property
+    def barriers_per_program(self) -> float:
+        return self.barriers / self.programs if self.programs else 0.0
+
+    @property
+    def fmas(self) -> int:
+        """FMAs of simdgroup-matrix dots: an 8x8x8 multiply-accumulate is 512."""
+        return SIMDGROUP_MATRIX_FMAS * self.simdgroup_matrix_multiply_accumulates
+
+    @property
+    def threadgroup_bytes_read_per_fma(self) -> float | None:
+        """Threadgroup bytes read per simdgroup-matrix FMA (None without any): what a dot's operand
+        staging costs against the work it feeds."""
+        return self.threadgroup_bytes_read / self.fmas if self.fmas else None
 
     def as_dict(self) -> dict:
         return {
@@ -98,6 +137,12 @@ class TrafficStats:
             "transactions_by_segment": {str(k): v for k, v in self.transactions_by_segment.items()},
             "threadgroup_bytes_read": self.threadgroup_bytes_read,
             "threadgroup_bytes_written": self.threadgroup_bytes_written, "atomics": self.atomics,
+            "barriers": self.barriers, "barriers_per_program": self.barriers_per_program,
+            "simdgroup_matrix_loads": self.simdgroup_matrix_loads,
+            "simdgroup_matrix_stores": self.simdgroup_matrix_stores,
+            "simdgroup_matrix_multiply_accumulates": self.simdgroup_matrix_multiply_accumulates,
+            "fmas": self.fmas, "threadgroup_bytes_read_per_fma": self.threadgroup_bytes_read_per_fma,
+            "threadgroup_memory_bytes": self.threadgroup_memory_bytes,
             "sites": {str(line): {"kind": s.kind, "bytes": s.bytes, "accesses": s.accesses,
                                   "transactions": s.transactions, "ideal_transactions": s.ideal_transactions,
                                   "coalescing_efficiency": s.coalescing_efficiency}
@@ -125,7 +170,8 @@ def from_c_stats(kernel: str, c: CStats, grid: tuple, threadgroup: tuple) -> Tra
     return TrafficStats(kernel, c.global_bytes_read, c.global_bytes_written, c.transactions[0],
                         c.ideal_transactions, c.threadgroup_bytes_read, c.threadgroup_bytes_written, c.atomics,
                         dict(sorted(sites.items())), dict(zip(SEGMENT_BYTES, c.transactions)), tuple(grid),
-                        tuple(threadgroup))
+                        tuple(threadgroup), c.barriers, c.simdgroup_matrix_loads, c.simdgroup_matrix_stores,
+                        c.simdgroup_matrix_multiply_accumulates, c.threadgroup_memory_bytes)
 
 
 class Traffic:

@@ -86,7 +86,8 @@ class MemoryAccessReport:
 
 def _interleaved(efficiency: float, op) -> int:
     """N when the layout gives each thread N contiguous elements and the efficiency is 1/N: the
-    generated MSL accesses one register per instruction, so in each access lanes sit N elements apart."""
+    generated MSL accessed one register per instruction (the vector access's run-time check failed: an
+    unaligned address), so in each access lanes sit N elements apart."""
     n = op.elements_per_thread if op is not None and op.elements_per_thread else 1
     return n if n > 1 and abs(efficiency * n - 1) < 0.05 else 0
 
@@ -108,10 +109,10 @@ def stride_pattern(efficiency: float, transactions: int, accesses: int, op=None)
 def suggestion(kind: str, efficiency: float, op) -> str:
     n = _interleaved(efficiency, op)
     if efficiency < CONTIGUOUS and n:
-        return (f"the source is fine: triton-metal emits one scalar {kind} per register, so a layout with {n} "
-                "elements per thread costs {n}x the transactions per instruction. Until the backend emits vector "
-                "accesses, a block of exactly 32 x num_warps elements per program (more warps or a smaller "
-                "BLOCK) gives each thread one element and full coalescing").replace("{n}", str(n))
+        return (f"each thread's {n} elements are consecutive, but triton-metal moves them with one vector "
+                f"{kind} only when their first address is aligned to the vector's size and none is masked off; "
+                "here they were not, so each access moved one element. Start the tensor and its rows (the row "
+                "stride) at 16-byte aligned addresses (a slice such as x[1:] is not)")
     if efficiency < CONTIGUOUS:
         return ("make the fastest-varying index (the tl.arange that differs between neighbouring lanes) step through "
                 "contiguous memory: swap the roles of the row and column offsets, or transpose the data so the "

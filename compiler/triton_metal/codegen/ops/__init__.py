@@ -14,6 +14,7 @@ from triton_metal.codegen.ops import (  # noqa: F401  (importing registers the l
     lower_control,
     lower_debug_ops,
     lower_dot,
+    lower_dot_scaled,
     lower_elementwise,
     lower_extern,
     lower_layout,

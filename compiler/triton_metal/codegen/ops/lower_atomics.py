@@ -13,12 +13,20 @@ function (msl_helpers.subword_atomic) that runs a compare-and-swap loop on the a
 holding the element, with the same barriers and fences around it. Triton 3.9's frontend itself only
 emits tl.atomic_add on f16/bf16, tl.atomic_cas on 16-bit elements and tl.atomic_load/store on any
 width; the other 8/16-bit integer kinds are lowered the same way when the IR holds them.
-64-bit atomics stay refused (Metal has max/min on ulong only).
+
+Metal's only 64-bit atomics are `void atomic_max_explicit / atomic_min_explicit(device atomic_ulong*,
+ulong, memory_order_relaxed)` (MSL specification 6.15.4.6 "Atomic Modify Functions (64 Bits)", MSL 2.4+),
+on GPU families Apple8 (with Mac2: every M2 Mac) and Apple9+ (abi.ATOMIC_ULONG_MIN_MAX_FAMILIES). So
+tl.atomic_max / tl.atomic_min on uint64 (umax/umin in the IR) whose old value nobody reads lower to them;
+signed int64 max/min (no atomic_long, and unsigned order is not signed order), a used old value, every
+other 64-bit kind (add, xchg, cas, and/or/xor, load, store, float64) and families without them (Apple7,
+M1) are refused, each naming what Metal lacks.
 """
 from __future__ import annotations
 
 import re
 
+from triton_metal import abi
 from triton_metal.codegen import msl_helpers
 from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.layout import linear_index, redundant_bits
@@ -41,6 +49,9 @@ ATOMIC_TYPES = {"int": "atomic_int", "uint": "atomic_uint", "float": "atomic_flo
 # take add and exchange only (and cas, on the bits), as 32-bit floats do.
 SUBWORD_ELEMENTS = {"i8", "i16", "f16", "bf16"}
 SUBWORD_FLOAT_KINDS = {"fadd", "exch", "cas", "load", "store"}
+# The 64-bit kinds Metal has (see the module docstring): unsigned max/min, returning nothing.
+ULONG_MIN_MAX = {"umax": "atomic_max_explicit", "umin": "atomic_min_explicit"}
+SIGNED_MIN_MAX = {"max", "min"}
 _RMW_TEXT = re.compile(r"tt\.atomic_rmw\s+(\w+),\s*(\w+),\s*(\w+)")
 
 
@@ -177,6 +188,33 @@ def _is_subword(em, op, element: str, kind: str) -> bool:
     return False
 
 
+def _ulong_function(em, op, kind: str) -> str:
+    """The Metal function of a 64-bit integer atomic `kind`, or the refusal naming what Metal lacks."""
+    if kind in SIGNED_MIN_MAX:
+        raise em.refuse("atomic_64bit_signed", op, kind=kind)
+    if kind not in ULONG_MIN_MAX:
+        raise em.refuse("atomic_dtype", op, kind=kind, dtype="i64")
+    if op.results[0].id in em.used_values:
+        raise em.refuse("atomic_64bit_result", op, kind=kind.removeprefix("u"))
+    family = getattr(em.options, "metal_family", "")
+    if family not in abi.ATOMIC_ULONG_MIN_MAX_FAMILIES:
+        raise em.refuse("atomic_64bit_family", op, kind=kind.removeprefix("u"),
+                        arch=getattr(em.options, "arch", "this target"), family=family or "unknown")
+    return ULONG_MIN_MAX[kind]
+
+
+def _ulong_atomic(em, op, kind: str, ptr, val, mask) -> None:
+    """A 64-bit max/min: Metal's void atomic on `device atomic_ulong`, between the same barriers and fences
+    as a 32-bit atomic; there is no old value to share."""
+    fn = _ulong_function(em, op, kind)
+    order = _ordering(em, op)
+    atomic = f"{em.device_space} atomic_ulong*"
+    _owned_registers(em, op, ptr, mask, op.operands[0].layout, lambda i: (
+        f"{fn}(({atomic})({ptr.at(i)}), ulong({val.at(i)}), memory_order_relaxed);"), order)
+    em.emit("threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);")
+    _acquire(em, order)
+
+
 @lowers("tt.atomic_rmw")
 def lower_atomic_rmw(em, op):
     m = _RMW_TEXT.search(op.text)
@@ -191,6 +229,9 @@ def lower_atomic_rmw(em, op):
     result = op.results[0]
     element = result.type.element
     ctype = em.ctype(result)
+    if element == "i64":
+        _ulong_atomic(em, op, kind, ptr, val, mask)
+        return
     if _is_subword(em, op, element, kind):
         _subword_atomic(em, op, kind, element, ptr, [val], mask, result)
         return

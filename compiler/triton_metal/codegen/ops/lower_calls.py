@@ -22,10 +22,9 @@ from triton_metal import abi
 from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.msl_text import comment
 from triton_metal.codegen.ops.lower_control import lower_body
-from triton_metal.codegen.own_names import BUILTIN_NAMES
-from triton_metal.codegen.own_names import SCRATCH as SCRATCH_ARRAY
+from triton_metal.codegen.own_names import ARENA, BUILTIN_NAMES
 
-SCRATCH = f"threadgroup float4* {SCRATCH_ARRAY}"
+ARENA_PARAM = f"threadgroup uchar* {ARENA}"  # the kernel's threadgroup arena (buffers and scratch)
 # Further kernel parameters a function body may use (e.g. a hidden buffer): lowerings that add one
 # to the kernel register its declaration here, so that functions using it receive it.
 KERNEL_SCOPE_PARAMS: list = []
@@ -61,6 +60,8 @@ def _state_param(line: str) -> str | None:
     m = _STATE.match(line)
     if not m or line.lstrip().startswith("const "):
         return None
+    if m.group("tg") and m.group("type").endswith("*"):
+        return None  # a pointer into the threadgroup arena: computed again in the function's body
     if m.group("tg"):
         return f"threadgroup {m.group('type')}* {m.group('name')}"
     return f"thread {m.group('type')}& {m.group('name')}"
@@ -117,7 +118,7 @@ def msl_function(em, call) -> MslFunction:
     em.prologue += state  # to the caller's prologue: the kernel's, in the end
     text = "\n".join(local + body)
     declared = [line for lines in outer for line in lines] + em.prologue
-    candidates = _builtin_params() + [SCRATCH] + KERNEL_SCOPE_PARAMS + [
+    candidates = _builtin_params() + [ARENA_PARAM] + KERNEL_SCOPE_PARAMS + [
         param for param in map(_state_param, declared) if param]
     kernel_scope = []
     for decl in candidates:

@@ -14,9 +14,11 @@ followed by the other side, so if/elif/return chains stay flat.
 """
 from __future__ import annotations
 
+from triton_metal.codegen import barriers
 from triton_metal.codegen.branch_graph import BranchCycle, BranchGraph
 from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.msl_text import paren
+from triton_metal.codegen.ops import lower_dot
 
 
 def _lower_body(em, block, results):
@@ -33,19 +35,31 @@ def lower_for(em, op):
     lb, ub, step = (em.var(v) for v in op.operands[:3])
     body = op.regions[0]
     induction, carried_args = body.args[0], body.args[1:]
+    # tt.dot accumulators carried as simdgroup_matrix fragments: no layout conversion per iteration.
+    fragments = lower_dot.carried_accumulators(em, op)
     carried = []
-    for res, init, arg in zip(op.results, op.operands[3:], carried_args):
-        var = em.declare_array(res, arg.name_hint or res.name_hint)
-        em.assign(var, em.var(init))
-        em.vars[arg.id] = em.vars[res.id] = var
+    for pos, (res, init, arg) in enumerate(zip(op.results, op.operands[3:], carried_args)):
+        if pos in fragments:
+            var = em.vars[arg.id] = lower_dot.enter_loop(em, fragments[pos], init)
+        else:
+            var = em.declare_array(res, arg.name_hint or res.name_hint)
+            em.assign(var, em.var(init))
+            em.vars[arg.id] = em.vars[res.id] = var
         carried.append(var)
     iv = Var(em.fresh(induction.name_hint or "k"), em.ctype(induction))
     em.vars[induction.id] = iv
+    start = len(em.lines)
     em.emit(f"for ({iv.ctype} {iv.name} = {lb.at(0)}; {iv.name} < {ub.at(0)}; {iv.name} += {step.at(0)}) {{")
     em.depth += 1
     _lower_body(em, body, carried)
     em.depth -= 1
     em.emit("}")
+    # Each lowering places its own barriers: those ordering nothing go, and one opening the body moves
+    # before the loop and to the body's end (barriers.coalesce / rotate_loop), e.g. 2 per matmul K step.
+    names = barriers.threadgroup_names(em.prologue + em.lines)
+    em.lines[start:] = barriers.coalesce(barriers.rotate_loop(barriers.coalesce(em.lines[start:], names), names), names)
+    for pos in fragments:
+        lower_dot.leave_loop(em, op, carried[pos], op.results[pos])
 
 
 @lowers("scf.if")

@@ -7,6 +7,7 @@ import struct
 
 from triton_metal.codegen import msl_ops
 from triton_metal.codegen.emitter import Var, lowers
+from triton_metal.codegen.fp8_msl import FP8_SIGN_OPS, encode_constant, fp8_format
 from triton_metal.codegen.own_names import NUM_PROGRAMS, PROGRAM_ID
 from triton_metal.codegen.types import BITWIDTH, FLOATS, msl_scalar
 
@@ -45,7 +46,9 @@ def render(em, op, template: str, in_float: bool | None = None) -> None:
 def _lower_table(table):
     def lower(em, op):
         element = op.results[0].type.element
-        if element == "i1" and op.name in msl_ops.BOOL_BINARY:
+        if (fmt := fp8_format(element)) and op.name in FP8_SIGN_OPS:  # exact on the fp8 codes themselves
+            render(em, op, FP8_SIGN_OPS[op.name][fmt.specials == "fnuz"])
+        elif element == "i1" and op.name in msl_ops.BOOL_BINARY:
             render(em, op, msl_ops.BOOL_BINARY[op.name])
         elif op.name in msl_ops.WRAPPING and element not in FLOATS and (
                 wrapped := msl_ops.wrapping(op.name, em.ctype(op.results[0]), BITWIDTH[element])):
@@ -118,6 +121,8 @@ def constant_literal(text: str, element: str) -> str:
         else:
             value = float(text)
         return _float_literal(value, element)
+    if fmt := fp8_format(element):  # an fp8 constant is its code (uchar): the bits, or the value rounded
+        return str(int(text, 16) if text.startswith("0x") else encode_constant(float(text), fmt))
     return _integer_literal(int(text, 0), element)
 
 

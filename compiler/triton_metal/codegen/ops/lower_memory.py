@@ -1,6 +1,10 @@
-"""Global memory: tt.load and tt.store with masks, on scalars and tensors of pointers."""
+"""Global memory: tt.load and tt.store with masks, on scalars and tensors of pointers.
+
+Registers holding consecutive elements are moved by vector accesses where the pointers allow it at
+run time (codegen/vector_access.py); the rest one register at a time."""
 from __future__ import annotations
 
+from triton_metal.codegen import vector_access
 from triton_metal.codegen.emitter import lowers
 from triton_metal.codegen.layout import redundant_bits
 from triton_metal.codegen.own_names import LANE, REG, SIMD
@@ -23,6 +27,10 @@ def lower_load(em, op):
 
     if not ptr.is_array and (mask is None or not mask.is_array):
         em.define(result, text(0))
+        return
+    width = vector_access.vector_width(result.layout, em.ctype(result)) if ptr.is_array else 1
+    if width > 1:
+        vector_access.emit_load(em, result, ptr, mask, text, width)
     else:
         em.define(result, text)
 
@@ -56,10 +64,22 @@ def lower_store(em, op):
                              f"({i} & {reg_mask}) == 0" if reg_mask and i == REG else "") if c]
         return f"if ({' && '.join(conds)}) {store}" if conds else store
 
+    def element_text(i):  # a register of a vector group: the group's guard holds the register rule
+        store = f"*{ptr.at(i)} = {value.at(i)};"
+        return f"if ({mask.at(i)}) {store}" if mask is not None else store
+
+    def group_guard(group):  # a group's registers share their redundant bits (never among its own)
+        if not reg_mask:
+            return ""
+        return ("" if int(group) & reg_mask == 0 else "false") if group.isdigit() else f"({group} & {reg_mask}) == 0"
+
+    width = vector_access.vector_width(layout, value.ctype) if ptr.is_array else 1
     if owner:
         em.emit(f"if ({owner}) {{")
         em.depth += 1
-    if ptr.is_array or (mask is not None and mask.is_array) or value.is_array:
+    if width > 1:
+        vector_access.emit_store(em, ptr, value, mask, element_text, width, n, group_guard)
+    elif ptr.is_array or (mask is not None and mask.is_array) or value.is_array:
         em.emit_loop(n, text)
     else:
         em.emit(text("0"))

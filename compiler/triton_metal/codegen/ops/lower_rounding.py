@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from triton_metal.codegen import msl_helpers
+from triton_metal.codegen import fp8_msl, msl_helpers
 from triton_metal.codegen.emitter import lowers
 from triton_metal.codegen.ops.lower_elementwise import render
 
@@ -27,10 +27,33 @@ HELPERS = {
 _ROUNDING = re.compile(r"\brounding\s*=\s*(\w+)")
 
 
+def _convert_fp8(em, op, rounding: str) -> None:
+    """A conversion with an fp8 side: decode to float exactly, encode from float rounding once
+    (codegen/fp8_msl.py); fp8 -> fp8 goes through float, which holds every fp8 value exactly."""
+    src, dst = op.operands[0].type.element, op.results[0].type.element
+    expr = "{0}"
+    if src_fmt := fp8_msl.fp8_format(src):
+        name, text = fp8_msl.decode_helper(src_fmt)
+        em.add_helper(text)
+        expr = f"{name}({expr})"
+    elif src != "f32":
+        expr = f"float({expr})"  # half and bfloat are exact in float
+    if dst_fmt := fp8_msl.fp8_format(dst):
+        name, text = fp8_msl.encode_helper(dst_fmt, rounding)
+        em.add_helper(text)
+        expr = f"{name}({expr})"
+    elif dst != "f32":
+        expr = f"{em.ctype(op.results[0])}({expr})"  # an fp8 value is exact in half and bfloat
+    render(em, op, expr)
+
+
 def _convert(em, op, rounding: str) -> None:
     """``op``'s operand converted to its result type through float (exact for half and bfloat)."""
     src, dst = op.operands[0].type.element, op.results[0].type.element
-    em.ctype(op.operands[0])  # refuses fp8 and fp64 operands
+    em.ctype(op.operands[0])  # refuses fp64 operands
+    if fp8_msl.fp8_format(src) or fp8_msl.fp8_format(dst):
+        _convert_fp8(em, op, rounding)
+        return
     helper = HELPERS.get((dst, rounding))
     narrowing = src != dst and (src == "f32" or (src, dst) in (("f16", "bf16"), ("bf16", "f16")))
     if helper is None or not narrowing or (rounding == "rtne" and not em.options.fast_math):
@@ -49,7 +72,7 @@ def lower_truncf(em, op):
 
 @lowers("tt.fp_to_fp")
 def lower_fp_to_fp(em, op):
-    # Between half, bfloat and float (fp8 types are refused by em.ctype); rounding = rtne unless the
-    # op says rtz (x.to(..., fp_downcast_rounding="rtz")).
+    # Between fp8, half, bfloat and float; rounding = rtne unless the op says rtz
+    # (x.to(..., fp_downcast_rounding="rtz")).
     m = _ROUNDING.search(op.text or "")
     _convert(em, op, m.group(1) if m else "rtne")

@@ -1,8 +1,8 @@
 """Threadgroup-memory tensors (`!ttg.memdesc`): local_alloc / local_load / local_store / dealloc.
 
-Each ``ttg.local_alloc`` gets its own kernel-scope ``threadgroup`` array (apart from the scratch
-memory other ops reuse), counted in ``em.shared_bytes`` and checked against the 32 KiB limit.
-A memdesc value is a ``SharedBuffer``: the array plus a row-major view (shape, strides, offset),
+Each ``ttg.local_alloc`` buffer is a typed pointer into the kernel's threadgroup arena, at the offset
+codegen.threadgroup_arena gave it by liveness (buffers that are never live at once share bytes).
+A memdesc value is a ``SharedBuffer``: the pointer plus a row-major view (shape, strides, offset),
 so transposes and sub-views are index arithmetic. Elements are stored in logical order: the
 shared encoding's swizzling is for bank conflicts on NVIDIA and is not reproduced.
 
@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.msl_text import paren
-from triton_metal.codegen.own_names import REG
-from triton_metal.codegen.types import BITWIDTH, msl_scalar
-from triton_metal.errors import UnsupportedOperationError, check_threadgroup_memory
+from triton_metal.codegen.own_names import ARENA, REG
+from triton_metal.codegen.threadgroup_arena import element_bytes, memdesc_type
+from triton_metal.codegen.types import msl_scalar, threadgroup_pointer
+from triton_metal.errors import UnsupportedOperationError
 
-_MEMDESC = re.compile(r"^!ttg\.memdesc<((?:[0-9]+x)*)([a-z][a-z0-9]*)\s*(,.*)?>$")
+__all__ = ["SharedBuffer", "allocate", "element_bytes", "load_registers", "memdesc_type", "row_major_strides",
+           "shared_source", "store_registers"]
 
 
 @dataclass
@@ -50,30 +52,36 @@ def row_major_strides(shape) -> tuple:
     return tuple(reversed(strides))
 
 
-def memdesc_type(value) -> tuple:
-    """(shape, element type) of a `!ttg.memdesc<...>` value."""
-    m = _MEMDESC.match(value.type.element.strip())
-    if not m:
-        raise ValueError(f"not a memdesc type: {value.type.element}")
-    dims = tuple(int(d) for d in m.group(1).split("x") if d)
-    return dims, m.group(2)
-
-
-def element_bytes(element: str) -> int:
-    return max(BITWIDTH[element] // 8, 1)
-
-
-def allocate(em, element: str, shape, hint: str) -> SharedBuffer:
-    """A dedicated kernel-scope threadgroup array for a tensor of `shape`."""
+def allocate(em, element: str, shape, hint: str, value=None, note: str = "") -> SharedBuffer:
+    """A threadgroup buffer for a tensor of `shape`: the arena's block of local_alloc result `value`
+    (placed by liveness), or, without one, bytes of its own for the whole kernel."""
     numel = 1
     for n in shape:
         numel *= n
     ctype = msl_scalar(element)
     name = em.fresh_own(hint)
-    em.prologue.append(f"    threadgroup {ctype} {name}[{numel}];  // {'x'.join(map(str, shape))} {element}")
-    em.shared_bytes += (numel * element_bytes(element) + 15) // 16 * 16
-    check_threadgroup_memory((em.scratch_bytes + 15) // 16 * 16 + em.shared_bytes)
+    nbytes = numel * element_bytes(element)
+    offset = em.arena.buffer_offset(value.id) if value is not None else None
+    live = em.arena.buffer_range(value.id) if value is not None else None
+    if offset is None:
+        offset, where = em.arena.own_buffer(name, nbytes), "for the whole kernel"
+    elif live is None:
+        where = "for the whole kernel"
+    else:
+        where = f"live {_where(em, live.start)} to {_where(em, live.end)}"
+    em.prologue.append(f"    {threadgroup_pointer(ctype)} {name} = ({threadgroup_pointer(ctype)})({ARENA} + "
+                       f"{offset});  // {'x'.join(map(str, shape))} {element}, {where}{note}")
     return SharedBuffer(name, ctype, shape=tuple(shape), strides=row_major_strides(shape))
+
+
+def _where(em, index: int) -> str:
+    """A point of the op order, for a comment: the op and its source line."""
+    order = em.arena.order
+    op = order.ops[index] if order is not None and index < len(order.ops) else None
+    if op is None:
+        return "the end"
+    line = op.location.rsplit(":", 2)[-2] if op.location.count(":") >= 2 else "?"
+    return f"{op.name} (line {line})"
 
 
 def coords(em, layout, reg=REG) -> list:
@@ -100,11 +108,21 @@ def shared_source(em, value) -> SharedBuffer | None:
     return _loaded_from(em).get(value.id)
 
 
+@dataclass
+class Rematerialized(Var):
+    """A buffer the arena writes again before each local_load of it (threadgroup_arena.rematerialize):
+    the registers it holds (`value`, an IR value) stand in for it until then."""
+    value: object = None
+
+
 @lowers("ttg.local_alloc")
 def lower_local_alloc(em, op):
     result = op.results[0]
+    if result.id in em.arena.rematerialized:
+        em.alias(result, Rematerialized(em.var(op.operands[0]).name, "", value=op.operands[0]))
+        return
     shape, element = memdesc_type(result)
-    buf = allocate(em, element, shape, (result.name_hint or "smem") + "_smem")
+    buf = allocate(em, element, shape, (result.name_hint or "smem") + "_smem", result)
     if op.operands:
         # In a loop the previous iteration may still read the buffer: barrier, write, barrier.
         em.barrier()
@@ -124,6 +142,14 @@ def lower_local_store(em, op):
 @lowers("ttg.local_load")
 def lower_local_load(em, op):
     buf = em.var(op.operands[0])
+    if isinstance(buf, Rematerialized):  # written here, just before its reader, from the registers
+        shape, element = memdesc_type(op.operands[0])
+        registers = buf.value
+        buf = allocate(em, element, shape, (op.operands[0].name_hint or "smem") + "_smem", op.results[0],
+                       "; written again from registers before each read, as it does not fit for the whole loop")
+        em.barrier()
+        store_registers(em, buf, registers)
+        em.barrier()
     start = len(em.lines)
     var = load_registers(em, buf, op.results[0])
     _loaded_from(em)[op.results[0].id] = buf
@@ -155,7 +181,7 @@ def drop_unread_load(em, value) -> None:
 
 @lowers("ttg.local_dealloc")
 def lower_local_dealloc(em, op):
-    pass  # arrays are static; nothing to free
+    pass  # the buffer's live range ends at its last use (threadgroup_arena); nothing to free
 
 
 @lowers("ttg.memdesc_trans")

@@ -2,7 +2,7 @@
 //
 // MSL kernel text compiles unchanged against this header (after msl_prepass.py strips the
 // [[attributes]] and rewrites kernel-scope threadgroup arrays). Barriers and simd collectives
-// call the fiber runtime (tm_sim_abi.h). Known gaps: swizzles (.xy), packed_* vectors,
+// call the fiber runtime (tm_sim_abi.h). Known gaps: swizzles (.xy), packed_* arithmetic,
 // textures, quad_* collectives. Address spaces are empty macros here; the instrumented build
 // (strict mode, traffic counters: tm_instrument.h) makes device and threadgroup pointers
 // distinct checked types.
@@ -317,6 +317,45 @@ TM_VEC_TYPES(uint, uint)
 TM_VEC_TYPES(long, long)
 TM_VEC_TYPES(ulong, ulong)
 #undef TM_VEC_TYPES
+
+// Packed vectors (MSL 2.2.3): packed_floatn etc., aligned to their element (a packed_float4 to 4 bytes,
+// a float4 to 16), sizeof n elements; converted to and from the vector of the same type by
+// construction and assignment, components read with [] (no .xyzw). The vectorised loads and stores of
+// codegen/vector_access.py use them for consecutive elements whose address is not vector-aligned.
+namespace metal {
+template <class T, int N> struct packed_vec {
+    T __e[N];
+    packed_vec() = default;
+    packed_vec(const vec<T, N>& v) {
+        for (int i = 0; i < N; ++i) __e[i] = v.__e[i];
+    }
+    operator vec<T, N>() const {
+        vec<T, N> v;
+        for (int i = 0; i < N; ++i) v.__e[i] = __e[i];
+        return v;
+    }
+    T& operator[](int i) { return __e[i]; }
+    const T& operator[](int i) const { return __e[i]; }
+};
+}  // namespace metal
+#define TM_PACKED_TYPES(T, name)                                                                     \
+    typedef metal::packed_vec<T, 2> packed_##name##2;                                               \
+    typedef metal::packed_vec<T, 3> packed_##name##3;                                               \
+    typedef metal::packed_vec<T, 4> packed_##name##4;                                               \
+    namespace metal {                                                                                \
+    using ::packed_##name##2;                                                                        \
+    using ::packed_##name##3;                                                                        \
+    using ::packed_##name##4;                                                                        \
+    }
+TM_PACKED_TYPES(float, float)
+TM_PACKED_TYPES(half, half)
+TM_PACKED_TYPES(signed char, char)
+TM_PACKED_TYPES(uchar, uchar)
+TM_PACKED_TYPES(short, short)
+TM_PACKED_TYPES(ushort, ushort)
+TM_PACKED_TYPES(int, int)
+TM_PACKED_TYPES(uint, uint)
+#undef TM_PACKED_TYPES
 
 // ---------------------------------------------------------------------------------------------
 // Constants
@@ -720,9 +759,11 @@ enum memory_order {
 };
 
 template <class T> struct _atomic {
-    // MSL's atomic types are atomic_int, atomic_uint, atomic_bool, atomic_float and atomic_ulong.
-    static_assert(!std::is_same<T, bfloat>::value && !std::is_same<T, half>::value,
-                  "Metal has no atomic<bfloat> or atomic<half>");
+    // MSL's atomic types are atomic_int, atomic_uint, atomic_bool, atomic_float and atomic_ulong (2.6).
+    static_assert(std::is_same<T, int>::value || std::is_same<T, uint>::value || std::is_same<T, bool>::value ||
+                      std::is_same<T, float>::value || std::is_same<T, ulong>::value,
+                  "Metal's atomic types are atomic<int>, <uint>, <bool>, <float> and <ulong> (no atomic<long>, "
+                  "<half>, <bfloat>, 8- or 16-bit atomics)");
     T __v;
 };
 template <class T> using atomic = _atomic<T>;
@@ -745,17 +786,25 @@ template <class T, class F> inline T rmw(volatile _atomic<T>* o, F f, memory_ord
     } while (!__atomic_compare_exchange(&o->__v, &old, &next, true, order(mo), __ATOMIC_RELAXED));
     return old;
 }
+// atomic_ulong has atomic_max_explicit and atomic_min_explicit only (MSL 6.15.4.6, below).
+template <class T> constexpr bool general = !std::is_same<T, ulong>::value;
+#define TM_NOT_ULONG(T)                                                                              \
+    static_assert(__atomic_impl::general<T>, "Metal's atomic_ulong has atomic_max_explicit and "     \
+                                             "atomic_min_explicit only (MSL 6.15.4.6)")
 }  // namespace __atomic_impl
 
 template <class T> inline void atomic_store_explicit(volatile _atomic<T>* o, __tm::id_t<T> v, memory_order mo) {
+    TM_NOT_ULONG(T);
     __atomic_store(&o->__v, &v, __atomic_impl::order(mo));
 }
 template <class T> inline T atomic_load_explicit(const volatile _atomic<T>* o, memory_order mo) {
+    TM_NOT_ULONG(T);
     T r;
     __atomic_load(&o->__v, &r, __atomic_impl::order(mo));
     return r;
 }
 template <class T> inline T atomic_exchange_explicit(volatile _atomic<T>* o, __tm::id_t<T> v, memory_order mo) {
+    TM_NOT_ULONG(T);
     T r;
     __atomic_exchange(&o->__v, &v, &r, __atomic_impl::order(mo));
     return r;
@@ -763,6 +812,7 @@ template <class T> inline T atomic_exchange_explicit(volatile _atomic<T>* o, __t
 template <class T>
 inline bool atomic_compare_exchange_weak_explicit(volatile _atomic<T>* o, T* expected, __tm::id_t<T> desired,
                                                   memory_order success, memory_order failure) {
+    TM_NOT_ULONG(T);
     return __atomic_compare_exchange(&o->__v, expected, &desired, false, __atomic_impl::order(success),
                                      __atomic_impl::order(failure) == __ATOMIC_SEQ_CST ? __ATOMIC_SEQ_CST
                                                                                        : __ATOMIC_RELAXED);
@@ -775,6 +825,7 @@ inline bool atomic_compare_exchange_strong_explicit(volatile _atomic<T>* o, T* e
 
 #define TM_ATOMIC_INT_OR_CAS(name, builtin, expr)                                                    \
     template <class T> inline T name(volatile _atomic<T>* o, __tm::id_t<T> v, memory_order mo) {     \
+        TM_NOT_ULONG(T);                                                                             \
         if constexpr (std::is_integral<T>::value) {                                                  \
             return builtin(&o->__v, v, __atomic_impl::order(mo));                                    \
         } else {                                                                                     \
@@ -788,10 +839,22 @@ TM_ATOMIC_INT_OR_CAS(atomic_fetch_or_explicit, __atomic_fetch_or, a | v)
 TM_ATOMIC_INT_OR_CAS(atomic_fetch_xor_explicit, __atomic_fetch_xor, a ^ v)
 #undef TM_ATOMIC_INT_OR_CAS
 template <class T> inline T atomic_fetch_max_explicit(volatile _atomic<T>* o, __tm::id_t<T> v, memory_order mo) {
+    TM_NOT_ULONG(T);
     return __atomic_impl::rmw(o, [v](T a) { return max(a, v); }, mo);
 }
 template <class T> inline T atomic_fetch_min_explicit(volatile _atomic<T>* o, __tm::id_t<T> v, memory_order mo) {
+    TM_NOT_ULONG(T);
     return __atomic_impl::rmw(o, [v](T a) { return min(a, v); }, mo);
+}
+#undef TM_NOT_ULONG
+// Metal's only 64-bit atomics (MSL 6.15.4.6 "Atomic Modify Functions (64 Bits)"): unsigned max and min
+// returning nothing; Apple8 (M2) and later. Which families may call them is codegen's check (its refusal);
+// that they take device memory only is the front-end check's (metal_check).
+inline void atomic_max_explicit(volatile _atomic<ulong>* o, ulong v, memory_order mo) {
+    __atomic_impl::rmw(o, [v](ulong a) { return a > v ? a : v; }, mo);
+}
+inline void atomic_min_explicit(volatile _atomic<ulong>* o, ulong v, memory_order mo) {
+    __atomic_impl::rmw(o, [v](ulong a) { return a < v ? a : v; }, mo);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -48,6 +48,12 @@ constexpr uint32_t kMultiplyAccumulate = 0x100;  // collective site kind, apart 
 template <class P> inline P* at(P* base, ulong epr, ulong2 origin, int row, int col) {
     return base + (origin.y + ulong(row)) * epr + origin.x + ulong(col);
 }
+// Instrumented builds count each operation once per simdgroup (traffic counters: tm_rt_event).
+inline void count([[maybe_unused]] uint32_t event) {
+#ifdef TM_SIM_INSTRUMENT
+    tm_rt_event(event);
+#endif
+}
 }  // namespace __sgm
 
 // Loads from device or threadgroup memory (one flat address space here). With
@@ -55,6 +61,7 @@ template <class P> inline P* at(P* base, ulong epr, ulong2 origin, int row, int 
 template <class T, int Cols, int Rows>
 inline void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, const T* src, ulong elements_per_row = Cols,
                            ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
+    __sgm::count(TM_EVENT_SIMDGROUP_LOAD);
     for (int r = 0; r < Rows; ++r)
         for (int c = 0; c < Cols; ++c)
             d.__e[r][c] = transpose_matrix ? *__sgm::at(src, elements_per_row, matrix_origin, c, r)
@@ -64,6 +71,7 @@ inline void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, const T* src, ulo
 template <class T, int Cols, int Rows>
 inline void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, T* dst, ulong elements_per_row = Cols,
                             ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
+    __sgm::count(TM_EVENT_SIMDGROUP_STORE);
     for (int r = 0; r < Rows; ++r)
         for (int c = 0; c < Cols; ++c) {
             T* p = transpose_matrix ? __sgm::at(dst, elements_per_row, matrix_origin, c, r)
@@ -82,6 +90,7 @@ inline void simdgroup_multiply_accumulate(simdgroup_matrix<TD, N, N>& d, const s
                                           const simdgroup_matrix<TC, N, N>& c,
                                           uint32_t __line = __builtin_LINE()) {
     static_assert(sizeof(d.__e) <= sizeof(tm_simd_snapshot::res), "the product must fit the snapshot");
+    __sgm::count(TM_EVENT_SIMDGROUP_MULTIPLY_ACCUMULATE);
     uint32_t lane;
     tm_simd_snapshot* s = __simd::enter(0, __simd::op(__sgm::kMultiplyAccumulate), __line, &lane);
     if (!s->cached) {

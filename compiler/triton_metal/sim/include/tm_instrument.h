@@ -28,7 +28,12 @@ template <class T, uint32_t Space> struct ref {
     T* p;
     int32_t slot;
 
-    void note(uint32_t kind) const { tm_rt_access(p, sizeof(T), kind, Space, slot, site_line); }
+    // The alignment the type requires goes along (strict mode checks it: a float4 access must be
+    // 16-byte aligned on Metal, a packed_float4 one 4-byte aligned).
+    void note(uint32_t kind) const {
+        constexpr uint32_t align_log2 = __builtin_ctz(alignof(T));
+        tm_rt_access(p, sizeof(T), kind | align_log2 << TM_ACCESS_ALIGN_SHIFT, Space, slot, site_line);
+    }
     operator V() const {
         note(TM_ACCESS_LOAD);
         return *p;
@@ -276,6 +281,15 @@ TM_ATOMIC_RMW(atomic_fetch_xor_explicit)
 TM_ATOMIC_RMW(atomic_fetch_max_explicit)
 TM_ATOMIC_RMW(atomic_fetch_min_explicit)
 #undef TM_ATOMIC_RMW
+// The 64-bit max/min (void, atomic_ulong only: metal_shim.h).
+template <uint32_t S> inline void atomic_max_explicit(__tm::ptr<_atomic<ulong>, S> o, ulong v, memory_order mo) {
+    __tm::note_atomic(o);
+    atomic_max_explicit(o.p, v, mo);
+}
+template <uint32_t S> inline void atomic_min_explicit(__tm::ptr<_atomic<ulong>, S> o, ulong v, memory_order mo) {
+    __tm::note_atomic(o);
+    atomic_min_explicit(o.p, v, mo);
+}
 template <class T, uint32_t S> inline void atomic_store_explicit(__tm::ptr<_atomic<T>, S> o, __tm::id_t<T> v,
                                                                  memory_order mo) {
     __tm::note_atomic(o);

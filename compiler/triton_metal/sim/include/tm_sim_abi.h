@@ -30,6 +30,7 @@ extern "C" {
 #define TM_ACCESS_STORE 2u
 #define TM_ACCESS_ATOMIC 4u
 #define TM_ACCESS_SAME_VALUE 8u  // with TM_ACCESS_STORE: the bytes stored equal those already there
+#define TM_ACCESS_ALIGN_SHIFT 8u  // bits 8..15: log2 of the alignment the accessed type requires (float4: 4)
 #define TM_SPACE_DEVICE 0u
 #define TM_SPACE_THREADGROUP 1u
 #define TM_SPACE_CONSTANT 2u         // a read-only [[buffer(i)]]: checked and counted as device memory
@@ -85,6 +86,11 @@ typedef struct tm_stats {
     uint64_t ideal_transactions;
     uint64_t threadgroup_bytes_read, threadgroup_bytes_written;
     uint64_t atomics;
+    // Work counters (tm_rt_event; barriers by tm_rt_barrier): each counted once per threadgroup
+    // (a barrier) or once per simdgroup (a simdgroup_matrix operation), not once per thread.
+    uint64_t barriers;             // threadgroup_barrier calls completed, summed over threadgroups
+    uint64_t simdgroup_matrix_loads, simdgroup_matrix_stores, simdgroup_matrix_multiply_accumulates;
+    uint64_t threadgroup_memory_bytes;  // the most threadgroup memory one threadgroup of the launch took
     uint32_t n_sites, max_sites;   // sites[0 .. n_sites) are filled (at most max_sites)
     tm_site_stats* sites;
 } tm_stats;
@@ -121,6 +127,13 @@ void* tm_rt_tg_alloc(uint32_t id, size_t size, size_t align);
 // `slot` is the [[buffer(i)]] the pointer derives from (-1 unknown), `line` the MSL line.
 void tm_rt_access(const void* addr, uint32_t bytes, uint32_t kind, uint32_t space, int32_t slot,
                   uint32_t line);
+
+// Instrumented kernels: one work event of the running thread (TM_EVENT_*); counted for lane 0 of
+// each simdgroup, as the simdgroup does the operation once.
+#define TM_EVENT_SIMDGROUP_LOAD 1u
+#define TM_EVENT_SIMDGROUP_STORE 2u
+#define TM_EVENT_SIMDGROUP_MULTIPLY_ACCUMULATE 3u
+void tm_rt_event(uint32_t event);
 
 // thread_index_in_threadgroup of the running thread.
 uint32_t tm_rt_thread_index(void);
