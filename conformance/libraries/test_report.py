@@ -7,7 +7,7 @@ JUNIT = """<testsuites><testsuite>
 <testcase classname="conformance.libraries.test_liger" name="test_liger[rms_norm-bf16-fwd-small]"/>
 <testcase classname="conformance.libraries.test_liger" name="test_liger[rms_norm-bf16-bwd-small]">
   <failure message="AssertionError">...</failure></testcase>
-<testcase classname="conformance.libraries.test_liger" name="test_liger[fused_moe-f32-fwd-small]">
+<testcase classname="conformance.libraries.test_liger" name="test_liger[fused_neighborhood_attention-f32-fwd-liger]">
   <skipped type="pytest.xfail" message="refused as listed: tl.dot tiles"/></testcase>
 <testcase classname="conformance.libraries.test_liger" name="test_liger[llama4_rope-f16-bwd-liger]"/>
 <testcase classname="conformance.libraries.test_refusals_file" name="test_case_ids_are_unique"/>
@@ -20,7 +20,7 @@ def test_outcomes_read_pass_fail_and_refused(tmp_path):
     assert report.outcomes(str(path)) == {
         ("rms_norm", "bf16", "fwd", "small"): "pass",
         ("rms_norm", "bf16", "bwd", "small"): "FAIL",
-        ("fused_moe", "f32", "fwd", "small"): "refused",
+        ("fused_neighborhood_attention", "f32", "fwd", "liger"): "refused",
         ("llama4_rope", "f16", "bwd", "liger"): "pass",  # op names may hold digits
     }
 
@@ -30,6 +30,6 @@ def test_table_rows_cite_the_refusal_reason(tmp_path):
     path.write_text(JUNIT)
     text = report.table(report.outcomes(str(path)))
     assert "| rms_norm | bf16 | pass | FAIL | - | - |" in text
-    row = next(line for line in text.splitlines() if line.startswith("| fused_moe | f32 |"))
+    row = next(line for line in text.splitlines() if line.startswith("| fused_neighborhood_attention | f32 |"))
     number = row.split("refused [")[1].split("]")[0]
     assert f"[{number}] tl.dot tiles" in text
