@@ -239,6 +239,19 @@ class KernelEmitter:
         else:
             self.emit(f"for (uint {REG} = 0; {REG} < {n}; ++{REG}) {body(REG)}")
 
+    def emit_block_loop(self, index: str, count: int, body, step: int = 1) -> None:
+        """``body(i)`` (which emits lines) for i = 0, step, ... below `count`: once with "0" when that is
+        the only value, else inside ``for (uint index ...) { ... }``."""
+        if count == step:
+            body("0")
+            return
+        increment = f"++{index}" if step == 1 else f"{index} += {step}"
+        self.emit(f"for (uint {index} = 0; {index} < {count}; {increment}) {{")
+        self.depth += 1
+        body(index)
+        self.depth -= 1
+        self.emit("}")
+
     def assign(self, dst: Var, src: Var) -> None:
         if dst.nregs == 0:
             self.emit(f"{dst.name} = {src.at(0)};")

@@ -124,18 +124,6 @@ def _each(group: str, width: int, statement) -> str:
     return f"for (uint {COMPONENT} = {first}; {COMPONENT} < {last}; ++{COMPONENT}) {statement(COMPONENT)}"
 
 
-def _emit_groups(em, nregs: int, width: int, body) -> None:
-    """``body(group)`` once per group of `width` registers: a loop over the groups, or one group."""
-    if nregs == width:
-        body("0")
-        return
-    em.emit(f"for (uint {REG} = 0; {REG} < {nregs}; {REG} += {width}) {{")
-    em.depth += 1
-    body(REG)
-    em.depth -= 1
-    em.emit("}")
-
-
 def _branch(em, condition: str, vector_lines, scalar_lines) -> None:
     em.emit(f"if ({condition}) {{")
     em.depth += 1
@@ -163,7 +151,7 @@ def emit_load(em, result, ptr, mask, scalar_text, width: int) -> None:
         loaded = [f"const {vector} {name} = {_vector_pointer(em, ptr, group, vector)};", _each("0", width, component)]
         scalar = [_each(group, width, lambda i: f"{var.at(i)} = {scalar_text(i)};")]
         _branch(em, _vector_condition(em, ptr, mask, group, width, ctype), loaded, scalar)
-    _emit_groups(em, var.nregs, width, body)
+    em.emit_block_loop(REG, var.nregs, body, step=width)
     em.alias(result, var)
 
 
@@ -187,4 +175,4 @@ def emit_store(em, ptr, value, mask, scalar_text, width: int, nregs: int, group_
         if guard:
             em.depth -= 1
             em.emit("}")
-    _emit_groups(em, nregs, width, body)
+    em.emit_block_loop(REG, nregs, body, step=width)

@@ -220,17 +220,6 @@ def _axis_bits(em, op, bases, axis):
     return bits
 
 
-def _each_group(em, n, emit_body):
-    if n == 1:
-        emit_body("0")
-        return
-    em.emit(f"for (uint {GROUP} = 0; {GROUP} < {n}; ++{GROUP}) {{")
-    em.depth += 1
-    emit_body(GROUP)
-    em.depth -= 1
-    em.emit("}")
-
-
 @lowers("tt.reduce")
 def lower_reduce(em, op):
     axis = op.int_attr("axis")
@@ -257,7 +246,7 @@ def lower_reduce(em, op):
     if simd_template:
         lane_mask = (1 << LANE_BITS) - 1
         acc = accs[0].name
-        _each_group(em, n, lambda g: em.emit(f"{acc}[{g}] = {simd_template.format(x=f'{acc}[{g}]')};"))
+        em.emit_block_loop(GROUP, n, lambda g: em.emit(f"{acc}[{g}] = {simd_template.format(x=f'{acc}[{g}]')};"))
     elif lane_bits:
         lane_mask = sum(1 << b for b in lane_bits)
         others = [em.fresh_own(f"{a.name}_peer") for a in accs]
@@ -278,7 +267,7 @@ def lower_reduce(em, op):
             em.emit(f"for (ushort {LANE_BIT} = 1; {LANE_BIT} <= {1 << lane_bits[-1]}; {LANE_BIT} <<= 1) {{")
             em.emit(f"    if (!({LANE_BIT} & {lane_mask})) continue;")
         em.depth += 1
-        _each_group(em, n, butterfly)
+        em.emit_block_loop(GROUP, n, butterfly)
         em.depth -= 1
         em.emit("}")
     else:
