@@ -111,6 +111,10 @@ SEMANTICS = """\
   float prefix; so does the FMA path of `tl.dot` with a half accumulator over K.
 - **Layout conversions** go through threadgroup memory; one larger than what is left of the
   32 KiB runs in rounds, a power-of-two slab of the tensor per round.
+- **`tl.dot` tiles larger than threadgroup memory**: operands that do not fit whole are staged from
+  registers in K chunks (a divisor of K, a multiple of 8 on the simdgroup_matrix path), and a result
+  or accumulator tile that does not fit is converted a band of rows per round; the sums are the same
+  (K order within each 8-deep step is the hardware's). Costs two barriers per chunk.
 - **`tl.cat(..., can_reorder=True)`** keeps row-major order; so does **`x.view(...)`** (any reshape that may
   reorder) when that moves no element between threads. Otherwise, between layouts of as many elements per
   thread, each thread keeps its registers (Triton's own lowering; Triton allows any order): that is how

@@ -2,8 +2,8 @@
 
 The kernel: program ids in grouped ("super-grouping") order for L2 reuse, a K loop of tl.dot
 over masked tiles, an optional fused leaky_relu epilogue, and triton.autotune over configs. The
-config list includes one that needs more than Apple's 32 KiB of threadgroup memory: autotune
-drops it (OutOfResources) and picks among the rest.
+config list includes one whose operand tiles exceed Apple's 32 KiB of threadgroup memory: its dot
+stages them in K chunks, so autotune times it with the rest.
 
 Sizes: the tutorial checks 512x512x512 (f16). On the simulator the f16 check runs at that size
 with fixed tiles; the autotuned and f32 checks use 256x256x256 to keep CI time low.
@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 CONFIGS = [
-    # 128x128 A+B tiles of f16 with BK=128: 64 KiB of threadgroup memory, dropped on Apple GPUs.
+    # 128x128 A+B tiles of f16 with BK=128: 64 KiB, over Apple's 32 KiB: the dot stages them in K chunks.
     triton.Config({"BLOCK_SIZE_M": 128, "BLOCK_SIZE_N": 128, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 8}, num_warps=4),
     triton.Config({"BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 32, "GROUP_SIZE_M": 8}, num_warps=4),
     triton.Config({"BLOCK_SIZE_M": 32, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 32, "GROUP_SIZE_M": 4}, num_warps=2),
@@ -95,14 +95,15 @@ def test_matmul_f16_tutorial_size(device, rng):
     torch.testing.assert_close(c.cpu(), reference(a, b), rtol=1e-2, atol=1e-2)
 
 
-def test_matmul_autotuned_drops_oversized_config_and_fuses_leaky_relu(device, rng, capsys, monkeypatch):
+def test_matmul_autotuned_runs_every_config_and_fuses_leaky_relu(device, rng, capsys, monkeypatch):
+    # The 128x128x128 config's f16 tiles (2 x 32 KiB) do not fit whole: its dot stages them in K chunks, so
+    # the autotuner times every config instead of dropping that one (which one wins is the timing's call).
     monkeypatch.setattr(triton.knobs.autotuning, "print", True)
     a = torch.randn(256, 256, generator=rng, dtype=torch.float16)
     b = torch.randn(256, 256, generator=rng, dtype=torch.float16)
     c = matmul(a.to(device), b.to(device), activation="leaky_relu")
     torch.testing.assert_close(c.cpu(), reference(a, b, "leaky_relu"), rtol=1e-2, atol=1e-2)
-    assert "out of resource: threadgroup memory" in capsys.readouterr().out
-    assert matmul_autotuned.best_config.kwargs["BLOCK_SIZE_M"] != 128
+    assert "out of resource" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("shape", [(256, 256, 256), (100, 70, 50)])

@@ -194,12 +194,53 @@ def dot_kernel(a_ptr, b_ptr, c_ptr, N: tl.constexpr):
     tl.store(c_ptr + tile, tl.dot(tl.load(a_ptr + tile), tl.load(b_ptr + tile)))
 
 
+@triton.jit
+def gather_kernel(src_ptr, idx_ptr, out_ptr, N: tl.constexpr):
+    i = tl.arange(0, N)
+    tile = i[:, None] * N + i[None, :]
+    tl.store(out_ptr + tile, tl.gather(tl.load(src_ptr + tile), tl.load(idx_ptr + tile), axis=0))
+
+
 def test_threadgroup_memory_beyond_32_kib(device):
-    a = torch.rand(128, 128).to(device)
-    c = torch.empty(128, 128, device=device)
+    src = torch.rand(128, 128).to(device)
+    idx = torch.zeros(128, 128, dtype=torch.int32, device=device)
+    out = torch.empty(128, 128, device=device)
     with pytest.raises(ThreadgroupMemoryError, match=re.escape(
-            "Required: 131072 bytes, Hardware limit: 32768 bytes. Apple GPUs have 32 KiB of threadgroup memory")):
-        dot_kernel[(1,)](a, a, c, N=128)  # the two 128x128 fp32 operands of one dot, live at once: 64 KiB each
+            "Required: 65536 bytes, Hardware limit: 32768 bytes. Apple GPUs have 32 KiB of threadgroup memory")):
+        gather_kernel[(1,)](src, idx, out, N=128)  # tl.gather stages its whole 128x128 fp32 source: 64 KiB
+
+
+def test_autotune_drops_a_config_exceeding_threadgroup_memory(device, capsys, monkeypatch):
+    monkeypatch.setattr(triton.knobs.autotuning, "print", True)
+    configs = [triton.Config({"N": 128}),  # a 64 KiB gather source: dropped
+               triton.Config({"N": 32})]
+    tuned = triton.autotune(configs, key=["SIZE"])(blocked_gather_kernel)
+    src = torch.rand(128, 128)
+    idx = torch.randint(0, 128, (128, 128), dtype=torch.int32, generator=torch.Generator().manual_seed(0))
+    out = torch.empty(128, 128, device=device)
+    grid = lambda meta: (128 // meta["N"], 128 // meta["N"])
+    tuned[grid](src.to(device), (idx % 32).to(device), out, 128)
+    assert "out of resource: threadgroup memory" in capsys.readouterr().out
+    assert tuned.best_config.kwargs["N"] == 32
+    # Each 32x32 block gathers along its rows from its own block of src.
+    blocks = src.reshape(4, 32, 4, 32).permute(0, 2, 1, 3)
+    ref = torch.gather(blocks, 2, (idx % 32).long().reshape(4, 32, 4, 32).permute(0, 2, 1, 3))
+    torch.testing.assert_close(out.cpu(), ref.permute(0, 2, 1, 3).reshape(128, 128))
+
+
+@triton.jit
+def blocked_gather_kernel(src_ptr, idx_ptr, out_ptr, SIZE, N: tl.constexpr):
+    r = tl.program_id(0) * N + tl.arange(0, N)
+    c = tl.program_id(1) * N + tl.arange(0, N)
+    tile = r[:, None] * SIZE + c[None, :]
+    tl.store(out_ptr + tile, tl.gather(tl.load(src_ptr + tile), tl.load(idx_ptr + tile), axis=0))
+
+
+def test_dot_operands_beyond_32_kib_are_staged_in_k_chunks(device):
+    a = torch.rand(128, 128)
+    c = torch.empty(128, 128, device=device)
+    dot_kernel[(1,)](a.to(device), a.to(device), c, N=128)  # two 64 KiB fp32 operands: K chunks from registers
+    torch.testing.assert_close(c.cpu().double(), a.double() @ a.double(), rtol=1e-5, atol=1e-4)
 
 
 def test_layout_conversion_beyond_32_kib_runs_in_rounds(device):

@@ -20,7 +20,7 @@ from triton_metal.codegen.ops import (  # the package registers every lowering w
 )
 from triton_metal.codegen.own_names import ARENA, ARENA_STORAGE, BUILTINS, SCALARS
 from triton_metal.codegen.threadgroup_arena import Arena
-from triton_metal.errors import UnsupportedOperationError
+from triton_metal.errors import ThreadgroupMemoryError, UnsupportedOperationError
 from triton_metal.numerics import MathMode
 from triton_metal.refusals import refuse
 
@@ -54,11 +54,21 @@ def used_values(func) -> set:
 def generate_msl(mod, options) -> MslKernel:
     func = ModuleReader(mod).read()
     name = msl_kernel_name(mod.get_entry_func_name())
+    try:
+        return _emit_kernel(func, name, options, stream_dot_operands=False)
+    except ThreadgroupMemoryError:
+        # Over Apple's 32 KiB: once more with the dots staging their operands from registers in K chunks
+        # (threadgroup_arena), slower but smaller; the error stands if that does not fit either.
+        return _emit_kernel(func, name, options, stream_dot_operands=True)
+
+
+def _emit_kernel(func, name: str, options, stream_dot_operands: bool) -> MslKernel:
     em = KernelEmitter(name, options)
     em.fresh(name)  # no local may shadow the kernel
     scalars_struct = em.fresh_own(f"{name}_scalars")  # the struct of its scalar arguments, when they are packed
     em.used_values = used_values(func)
-    em.arena = Arena.of_function(func, [op for op in kernel_ops(func) if op.name == "ttg.local_alloc"])
+    em.arena = Arena.of_function(func, [op for op in kernel_ops(func) if op.name == "ttg.local_alloc"],
+                                 stream_dot_operands)
     em.fusion = lower_contraction.plan(func, getattr(options, "enable_fp_fusion", False))  # a*b+c -> fma()
     em.observes_other_programs = memory_model.observes_other_programs(func, em.used_values)
     em.device_space = memory_model.device_space(func, options, em.used_values)  # before any pointer is spelled

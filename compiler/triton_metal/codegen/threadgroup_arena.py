@@ -26,6 +26,10 @@ When the buffers do not fit, a loop-invariant buffer written from registers and 
 ``local_load`` (attention's q) is written again before each read instead (``rematerialize``): it is
 then live only from that read to its reader, at the cost of a copy per iteration.
 
+When the kernel does not fit even so, codegen plans it again with ``stream_dot_operands``: a buffer
+written from registers whose loads only tt.dot reads, as operand A or B, gets no bytes at all; the dot
+stages it from those registers K chunk by K chunk (lower_dot), in the memory left at the dot.
+
 Reusing bytes needs a barrier between the last read of the old block and the first write of the new
 one. Writers of a buffer (local_alloc with a value, local_store, async copies) start with a barrier;
 scratch users may not, so after the op that ends a buffer's range a *release* barrier is emitted when
@@ -219,6 +223,19 @@ def buffer_ranges(func, order: OpOrder) -> dict:
     return ranges
 
 
+def _read_only_as_dot_operand(live: LiveRange) -> bool:
+    """Whether a buffer written once from registers is only read by local_loads whose results only tt.dot
+    reads, as operand A or B (then the dot can stage those registers itself)."""
+    if not live.loads:
+        return False
+    for load, readers in live.loads:
+        loaded = load.results[0].id
+        if not readers or any(op.name != "tt.dot" or any(v.id == loaded for v in op.operands[2:])
+                              for op in readers):
+            return False
+    return True
+
+
 def _extent(order: OpOrder, defs, uses) -> tuple:
     """[start, end] from the ops `defs` to the last of `uses`; a use in a loop that does not hold the first
     def is re-run by the loop, so the range covers the whole loop."""
@@ -258,16 +275,23 @@ class Arena:
     scratch_of: dict = field(default_factory=dict)  # id(op) (or None) -> its scratch Block
     released: dict = field(default_factory=dict)  # release number -> the Blocks dead after that point
     rematerialized: set = field(default_factory=set)  # local_alloc result ids written again at each load
+    streamed: set = field(default_factory=set)  # local_alloc result ids their tt.dot stages in K chunks
     size: int = 0
 
     @classmethod
-    def of_function(cls, func, allocs=()):
+    def of_function(cls, func, allocs=(), stream_dot_operands: bool = False):
         """Plans the local_alloc ops `allocs` of `func` (a tt.func Op) and the functions it calls. Those of
-        the functions (emitted once for all calls) live for the whole kernel."""
+        the functions (emitted once for all calls) live for the whole kernel. With `stream_dot_operands`,
+        the buffers only tt.dot reads (as A or B) get no bytes: the dot stages them from registers."""
         order = OpOrder(func.regions[0]) if is_structured(func) else None
         ranges = buffer_ranges(func, order) if order is not None else {}
         arena = cls(order, ranges)
+        if stream_dot_operands:
+            arena.streamed = {vid for vid, live in ranges.items() if _read_only_as_dot_operand(live)}
+            arena.ranges = {vid: live for vid, live in ranges.items() if vid not in arena.streamed}
         for op in allocs:
+            if op.results[0].id in arena.streamed:
+                continue
             live = ranges.get(op.results[0].id, LiveRange(0, END))
             arena.buffers[op.results[0].id] = Block(op.results[0].name_hint or "smem", _bytes_of(op.results[0]),
                                                     live.start, live.end)

@@ -38,6 +38,7 @@ from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.fp8_msl import widen
 from triton_metal.codegen.ops.lower_shared import (
     SharedBuffer,
+    Streamed,
     coords,
     drop_unread_load,
     element_bytes,
@@ -46,7 +47,7 @@ from triton_metal.codegen.ops.lower_shared import (
     shared_source,
     store_registers,
 )
-from triton_metal.codegen.own_names import REG, SIMD
+from triton_metal.codegen.own_names import AT, REG, SIMD
 from triton_metal.codegen.types import FP8, msl_scalar, threadgroup_pointer
 
 SIMDGROUP_ACCUMULATORS = {"f32": "float", "f16": "half"}
@@ -82,24 +83,131 @@ class _Scratch:
         return SharedBuffer(name, ctype, shape=tuple(shape), strides=row_major_strides(shape))
 
 
-def _operand_buffer(em, value, element: str, scratch: _Scratch | None, hint: str) -> SharedBuffer:
-    """Threadgroup memory holding operand `value` with elements of type `element`."""
-    buf = shared_source(em, value)
-    if buf is not None and buf.ctype == msl_scalar(element):
-        return buf
-    return _stage(em, value, element, scratch, hint)
-
-
-def _needs_staging(em, value, element: str) -> bool:
-    buf = shared_source(em, value)
-    return buf is None or buf.ctype != msl_scalar(element)
-
-
 def _bytes(element: str, shape) -> int:
     n = 1
     for d in shape:
         n *= d
     return _align(n * element_bytes(element))
+
+
+# ---- operands: read in place, or staged from registers (whole, or K chunk by K chunk) -------------------
+
+@dataclass
+class _Operand:
+    """Where a dot reads operand `value` (its K along axis `k_dim`) as elements `element`: a threadgroup
+    `buffer` in place (indexed by the absolute K), or the registers of `source` (an IR value: the operand
+    itself, or what its streamed local_alloc stored) staged into the scratch, whole or a K chunk at a time
+    (`chunk`, indexed by k - k0)."""
+    value: object
+    k_dim: int
+    element: str
+    buffer: SharedBuffer | None = None
+    source: object = None
+    chunk: SharedBuffer | None = None
+
+    def chunk_shape(self, kc: int) -> tuple:
+        shape = list(self.value.type.shape)
+        shape[self.k_dim] = kc
+        return tuple(shape)
+
+    def chunk_bytes(self, kc: int) -> int:
+        return 0 if self.buffer is not None else _bytes(self.element, self.chunk_shape(kc))
+
+
+def _operands(em, op, simdgroup: bool) -> list:
+    """A's and B's _Operand, as the simdgroup path (fragment elements, simdgroup_load-able views) or the
+    FMA path (their own elements, any view) reads them."""
+    a, b = op.operands[:2]
+    rank = len(a.type.shape)
+    return [_operand(em, v, k_dim, SIMDGROUP_OPERANDS[v.type.element] if simdgroup else v.type.element, simdgroup)
+            for v, k_dim in ((a, rank - 1), (b, rank - 2))]
+
+
+def _operand(em, value, k_dim: int, element: str, fragments: bool) -> _Operand:
+    var = em.vars.get(value.id)  # (none when an earlier dot dropped the unread local_load copy)
+    if isinstance(var, Streamed):
+        return _Operand(value, k_dim, element, source=var.value)
+    buf = shared_source(em, value)
+    if buf is not None and buf.ctype == msl_scalar(element) and (not fragments or _fragment_view(buf) is not None):
+        return _Operand(value, k_dim, element, buffer=buf)
+    return _Operand(value, k_dim, element, source=value)
+
+
+def _k_chunk(k_size: int, operands, room: int, multiple: int = 1) -> int | None:
+    """The largest K chunk (a divisor of K and a multiple of `multiple`) whose staged operands fit `room`
+    bytes: K itself when they fit whole."""
+    for kc in range(k_size - k_size % multiple, 0, -multiple):
+        if k_size % kc == 0 and sum(o.chunk_bytes(kc) for o in operands) <= room:
+            return kc
+    return None
+
+
+def _stage(em, o: _Operand, scratch: _Scratch, hint: str) -> SharedBuffer:
+    """A row-major copy of the whole operand in the scratch, from its source registers."""
+    staged = scratch.buffer(o.element, o.value.type.shape, hint)
+    src = em.var(o.source)
+    em.emit_loop(max(src.nregs, 1),
+                 lambda i: f"{staged.element(coords(em, o.source.layout, i))} = {_converted(em, o, src.at(i))};")
+    return staged
+
+
+def _converted(em, o: _Operand, register: str) -> str:
+    """A source register as the staged element: as it is (the FMA path stages fp8 codes and decodes
+    them when it multiplies), or widened (fp8 decoded to half, bf16 to float, for simdgroup_matrix)."""
+    if o.element == o.source.type.element:
+        return register
+    return widen(em, o.source.type.element, msl_scalar(o.element), register)
+
+
+def _stage_chunk(em, o: _Operand, k0: str, kc: int) -> None:
+    """The source registers whose K index is in [k0, k0 + kc) into `o.chunk`, at K index k - k0."""
+    src = em.var(o.source)
+
+    def body(i):
+        at = coords(em, o.source.layout, i)
+        k = em.fresh_own("chunk_k")
+        em.emit(f"const int {k} = int({at[o.k_dim]}) - int({k0});")
+        at[o.k_dim] = k
+        em.emit(f"if ({k} >= 0 && {k} < {kc}) {o.chunk.element(at)} = {_converted(em, o, src.at(i))};")
+    em.emit_block_loop(REG, max(src.nregs, 1), body)
+
+
+@contextmanager
+def _k_chunks(em, operands, k_size: int, kc: int):
+    """`for (k0 ...) { stage the chunks; ...body... }`, yielding k0's name (K is in one piece when kc == K:
+    nothing is emitted, the operands are staged whole or read in place)."""
+    if kc == k_size:
+        yield ""
+        return
+    k0 = em.fresh_own("dot_k0")
+    em.emit(f"for (uint {k0} = 0; {k0} < {k_size}; {k0} += {kc}) {{")
+    em.depth += 1
+    em.barrier()  # the previous chunk has been read
+    for o in operands:
+        if o.chunk is not None:
+            _stage_chunk(em, o, k0, kc)
+    em.barrier()
+    yield k0
+    em.depth -= 1
+    em.emit("}")
+
+
+def _place(em, operands, scratch: _Scratch, kc: int, k_size: int) -> None:
+    """Scratch for what is staged: each whole operand (staged here, kc == K) or its chunk buffer."""
+    for o, hint in zip(operands, ("dot_a", "dot_b")):
+        if o.source is None:
+            continue
+        if kc == k_size:
+            o.buffer = _stage(em, o, scratch, hint)
+        else:
+            o.chunk = scratch.buffer(o.element, o.chunk_shape(kc), hint + "_chunk")
+
+
+def _read(o: _Operand, at: list, k: str, k0: str) -> str:
+    """Element `at` (its K coordinate `k` within the chunk) of the operand."""
+    at = list(at)
+    at[o.k_dim] = k if o.chunk is not None else _sum(k0, k)
+    return (o.chunk or o.buffer).element(at)
 
 
 # ---- register blocking ---------------------------------------------------------------------------
@@ -217,9 +325,65 @@ def _store_fragments(em, frags: Fragments, tile: SharedBuffer) -> None:
                    lambda f, r, c: f"simdgroup_store({frags.name}[{f}], &{tile.element([r, c])}, {blk.n});")
 
 
+# ---- a result tile larger than the memory left: a band of rows per round ---------------------------------
+
+@contextmanager
+def _bands(em, rows: int, band: int):
+    """`for (band0 ...) {` over the row bands of a `rows`-row tile, a barrier first (the previous round's
+    reads); yields band0's name."""
+    r0 = em.fresh_own("band0")
+    em.emit(f"for (uint {r0} = 0; {r0} < {rows}; {r0} += {band}) {{  // {band} of {rows} rows per round")
+    em.depth += 1
+    em.barrier()
+    yield r0
+    em.depth -= 1
+    em.emit("}")
+
+
+def _tiles_in_band(em, frags: Fragments, r0: str, band: int, statement) -> None:
+    """`statement(fragment, band row)` for the tiles of this simdgroup's block within rows [r0, r0 + band)."""
+    blk = frags.blocking
+    with _owner_block(em, blk) as (row, col):
+        def guarded(f, r, c):
+            return f"if (uint({r}) - {r0} < {band}) {statement(f, f'{r} - {r0}', c)}"
+        _each_tile(em, blk, row, col, guarded)
+
+
+def _registers_in_band(em, value, r0: str, band: int, statement) -> None:
+    """`statement(register, band row, column)` for the registers of `value` within rows [r0, r0 + band)
+    (the row's offset wraps around, unsigned, below the band: one comparison)."""
+    def text(i):
+        row, col = coords(em, value.layout, i)
+        return f"{{ uint {AT} = uint({row}) - {r0}; if ({AT} < {band}) {statement(i, AT, col)} }}"
+    em.emit_loop(max(em.nregs(value), 1), text)
+
+
+def _fill_fragments_in_bands(em, frags: Fragments, tile: SharedBuffer, init, band: int) -> None:
+    """Accumulator fragments from the registers of `init`, through `tile` (band rows) a round at a time."""
+    src, n = em.var(init), frags.blocking.n
+    with _bands(em, frags.blocking.m, band) as r0:
+        _registers_in_band(em, init, r0, band, lambda i, r, c: f"{tile.element([r, c])} = {src.at(i)};")
+        em.barrier()
+        _tiles_in_band(em, frags, r0, band,
+                       lambda f, r, c: f"simdgroup_load({frags.name}[{f}], &{tile.element([r, c])}, {n});")
+
+
+def _fragments_to_registers_in_bands(em, frags: Fragments, value, tile: SharedBuffer, band: int) -> None:
+    """Defines `value` in its layout from the fragments, through `tile` (band rows) a round at a time."""
+    out, n = em.declare_array(value), frags.blocking.n
+    with _bands(em, frags.blocking.m, band) as r0:
+        _tiles_in_band(em, frags, r0, band,
+                       lambda f, r, c: f"simdgroup_store({frags.name}[{f}], &{tile.element([r, c])}, {n});")
+        em.barrier()
+        _registers_in_band(em, value, r0, band, lambda i, r, c: f"{out.name}[{i}] = {tile.element([r, c])};")
+    em.barrier()  # the next op may overwrite the scratch
+    em.alias(value, out)
+
+
 def _multiply_accumulate(em, frags: Fragments, views, k_size: int) -> None:
-    """frags += A x B, A and B read from threadgroup memory as 8x8 fragments, each once per K step."""
-    (abuf, a_ld, a_t), (bbuf, b_ld, b_t) = views
+    """frags += A x B over `k_size` (from K index a_k0 / b_k0 of their views: "" for 0), A and B read from
+    threadgroup memory as 8x8 fragments, each once per K step."""
+    (abuf, a_ld, a_t, a_k0), (bbuf, b_ld, b_t, b_k0) = views
     blk = frags.blocking
     with _owner_block(em, blk) as (row, col):
         kk, fa, fb = em.fresh_own("dot_k"), em.fresh_own("a_frag"), em.fresh_own("b_frag")
@@ -228,9 +392,9 @@ def _multiply_accumulate(em, frags: Fragments, views, k_size: int) -> None:
         em.depth += 1
         em.emit(f"simdgroup_matrix<{abuf.ctype}, 8, 8> {fa}[{blk.tm}];")
         em.emit(f"simdgroup_matrix<{bbuf.ctype}, 8, 8> {fb}[{blk.tn}];")
-        em.emit(f"{i_loop}simdgroup_load({fa}[{i or 0}], &{abuf.element([_at(row, i), kk])}, {a_ld}, ulong2(0), "
+        em.emit(f"{i_loop}simdgroup_load({fa}[{i or 0}], &{abuf.element([_at(row, i), _sum(a_k0, kk)])}, {a_ld}, ulong2(0), "
                 f"{str(a_t).lower()});")
-        em.emit(f"{j_loop}simdgroup_load({fb}[{j or 0}], &{bbuf.element([kk, _at(col, j)])}, {b_ld}, ulong2(0), "
+        em.emit(f"{j_loop}simdgroup_load({fb}[{j or 0}], &{bbuf.element([_sum(b_k0, kk), _at(col, j)])}, {b_ld}, ulong2(0), "
                 f"{str(b_t).lower()});")
         acc = f"{frags.name}[{f}]"
         em.emit(f"{i_loop}{j_loop}simdgroup_multiply_accumulate({acc}, {fa}[{i or 0}], {fb}[{j or 0}], {acc});")
@@ -261,18 +425,28 @@ def _simdgroup_types(op) -> bool:
     return not (d.type.element == "f16" and a.type.element != "f16")
 
 
-def _simdgroup_plan(em, op):
-    """The threadgroup bytes the simdgroup_matrix path needs, or None when it does not apply."""
+def _simdgroup_plan(em, op) -> tuple | None:
+    """(K chunk, rows of the result tile per round) of the simdgroup_matrix path, or None when it does not
+    apply or not even an 8-row band of the result tile and an 8-deep chunk of the operands fit.
+
+    The result tile whole (one round, as before K chunks) when it fits beside some K chunk; else half the
+    memory left to the K chunks and the rest to the band of rows that converts the result a round at a time."""
     if not _simdgroup_types(op):
         return None
-    a, b = op.operands[:2]
     d = op.results[0]
-    need = _bytes(d.type.element, d.type.shape)  # the result tile, also when the accumulator starts uniform
-    for v in (a, b):
-        element = SIMDGROUP_OPERANDS[v.type.element]
-        if _needs_staging(em, v, element) or _fragment_view(shared_source(em, v)) is None:
-            need += _bytes(element, v.type.shape)
-    return need if need <= _free_threadgroup_bytes(em) else None
+    m_size, n_size = d.type.shape
+    k_size = op.operands[0].type.shape[1]
+    free = _free_threadgroup_bytes(em)
+    operands = _operands(em, op, True)
+    kc = _k_chunk(k_size, operands, free - _bytes(d.type.element, (m_size, n_size)), TILE)
+    if kc is not None:
+        return kc, m_size
+    kc = _k_chunk(k_size, operands, free // 2, TILE) or _k_chunk(
+        k_size, operands, free - _bytes(d.type.element, (TILE, n_size)), TILE)
+    if kc is None:
+        return None
+    band = _band_rows(em, op, d, free - sum(o.chunk_bytes(kc) for o in operands))
+    return (kc, band) if band else None
 
 
 def _fragment_view(buf: SharedBuffer | None):
@@ -318,18 +492,27 @@ def carried_accumulators(em, loop) -> dict:
             continue
         if uses.get(arg.id) != 1 or uses.get(yielded.id) != 1 or not _simdgroup_types(dot):
             continue
-        staged = 0
-        for v in dot.operands[:2]:
+        staged = 0  # the operands' bytes when staged in 8-deep K chunks (lower_dot stages larger ones if they fit)
+        for v, k_dim in zip(dot.operands[:2], (1, 0)):
             element = SIMDGROUP_OPERANDS[v.type.element]
             source = producers.get(v.id)
-            if source is None or source.name != "ttg.local_load" or memdesc_type(source.operands[0])[1] != element:
-                staged += _bytes(element, v.type.shape)
-        d = dot.results[0]
+            if (source is None or source.name != "ttg.local_load" or memdesc_type(source.operands[0])[1] != element
+                    or source.operands[0].id in em.arena.streamed):
+                staged += _bytes(element, (TILE, v.type.shape[1]) if k_dim == 0 else (v.type.shape[0], TILE))
         after = _op_after(em, loop) or dot  # where the fragments are converted (leave_loop)
         if (staged <= MAX_THREADGROUP_MEMORY - em.arena.bytes_live(dot)
-                and _bytes(d.type.element, d.type.shape) <= MAX_THREADGROUP_MEMORY - em.arena.bytes_live(after)):
+                and _band_rows(em, after, dot.results[0]) and _band_rows(em, dot, dot.results[0])):
             found[pos] = dot
     return found
+
+
+def _band_rows(em, op, value, room: int | None = None) -> int | None:
+    """Rows of `value`'s tile that go through threadgroup memory per round at `op` (all of them when the
+    tile fits the memory left, `room` if given), or None when not even 8 rows fit."""
+    m, n = value.type.shape
+    room = MAX_THREADGROUP_MEMORY - em.arena.bytes_live(op) if room is None else room
+    bands = [rows for rows in range(m, 0, -TILE) if m % rows == 0 and _bytes(value.type.element, (rows, n)) <= room]
+    return bands[0] if bands else None
 
 
 def enter_loop(em, dot, init) -> Fragments:
@@ -340,13 +523,18 @@ def enter_loop(em, dot, init) -> Fragments:
     em.emit("// the accumulator of tt.dot stays in simdgroup_matrix registers across the loop")
     frags = _declare_fragments(em, d.type.element, blk, (init.name_hint or "acc") + "_frags")
     tile = None
+    band = _band_rows(em, dot, d) if em.var(init).is_array else m
     if em.var(init).is_array:
         with _scratch_of(em, dot):
-            tile = _Scratch(em).buffer(d.type.element, (m, n), "dot_tile")
-        em.barrier()  # the scratch may still be read by the op before
-        store_registers(em, tile, init)
-        em.barrier()
-    _fill_fragments(em, frags, tile, init)
+            tile = _Scratch(em).buffer(d.type.element, (band, n), "dot_tile")
+    if band < m:  # (each round starts with a barrier: the scratch may still be read by the op before)
+        _fill_fragments_in_bands(em, frags, tile, init, band)
+    else:
+        if tile is not None:
+            em.barrier()  # the scratch may still be read by the op before
+            store_registers(em, tile, init)
+            em.barrier()
+        _fill_fragments(em, frags, tile, init)
     if tile is not None:
         em.barrier()  # the loop body may overwrite the scratch
     frags.dot = dot
@@ -357,8 +545,14 @@ def leave_loop(em, loop, frags: Fragments, result) -> None:
     """Defines the `loop`'s `result` in its blocked layout from the accumulator fragments."""
     if result.id not in em.used_values:
         return
-    with _scratch_of(em, _op_after(em, loop) or frags.dot):
-        tile = _Scratch(em).buffer(result.type.element, result.type.shape, "dot_tile")
+    after = _op_after(em, loop) or frags.dot
+    m, n = result.type.shape
+    band = _band_rows(em, after, result)
+    with _scratch_of(em, after):
+        tile = _Scratch(em).buffer(result.type.element, (band, n), "dot_tile")
+    if band < m:  # (each round starts with a barrier: the scratch may still be read by the op before)
+        _fragments_to_registers_in_bands(em, frags, result, tile, band)
+        return
     em.barrier()  # the scratch may still be read by the op before
     _fragments_to_registers(em, frags, result, tile)
 
@@ -399,64 +593,82 @@ def lower_dot(em, op):
     if a.type.element != b.type.element:
         raise em.unsupported(op, f"operands of different types ({a.type.element} x {b.type.element})",
                              "cast both operands to the same type before tl.dot")
-    if isinstance(em.var(op.operands[2]), Fragments):
-        _lower_simdgroup(em, op)  # carried_accumulators checked it applies
-    elif _simdgroup_plan(em, op) is not None:
-        _lower_simdgroup(em, op)
+    k_size = a.type.shape[-1]
+    carried = isinstance(em.var(op.operands[2]), Fragments)
+    kc = _k_chunk(k_size, _operands(em, op, True), _free_threadgroup_bytes(em), TILE) if carried else None
+    if carried:  # carried_accumulators checked that the path applies and 8-deep chunks fit
+        _lower_simdgroup(em, op, kc or k_size)
+    elif (plan := _simdgroup_plan(em, op)) is not None:
+        _lower_simdgroup(em, op, *plan)
     else:
         em.barrier()  # the scratch may still be read by the op before
-        _lower_fma(em, op)
+        _lower_fma(em, op, _k_chunk(k_size, _operands(em, op, False), _free_threadgroup_bytes(em)) or k_size)
     for operand in (a, b):
         drop_unread_load(em, operand)
 
 
-def _lower_fma(em, op):
+def _lower_fma(em, op, kc: int):
     a, b, c = op.operands
     d = op.results[0]
     acc_ctype = em.ctype(d)
     rank = len(d.type.shape)
     k_size = a.type.shape[-1]
     scratch = _Scratch(em)
-    abuf = _operand_buffer(em, a, a.type.element, scratch, "dot_a")
-    bbuf = _operand_buffer(em, b, b.type.element, scratch, "dot_b")
-    if scratch.end:
+    operands = _operands(em, op, False)
+    _place(em, operands, scratch, kc, k_size)
+    if scratch.end and kc == k_size:
         em.barrier()
     cvar = em.var(c)
     out = em.declare_array(d)
     n = max(em.nregs(d), 1)
-    em.emit(f"// tt.dot {'x'.join(map(str, a.type.shape[-2:]))} x {'x'.join(map(str, b.type.shape[-2:]))}: "
-            f"FMA loop over K = {k_size} per accumulator register")
-    em.emit(f"for (uint {REG} = 0; {REG} < {n}; ++{REG}) {{")
-    em.depth += 1
-    names = []
-    for dim in range(rank):
-        name = em.fresh_own(("dot_b", "dot_m", "dot_n")[dim - rank + 3])
-        em.emit(f"const int {name} = {em.coord_expr(d.layout, dim, REG)};")
-        names.append(name)
-    batch, m, nn = names[:-2], names[-2], names[-1]
-    acc = em.fresh_own("dot_acc")
-    k = em.fresh_own("dot_k")
     # A half / bfloat accumulator is carried in float over the K loop and rounded once, as matrix
     # units do inside one instruction: rounding after every k step drifts on long K.
     sum_ctype = "float" if acc_ctype in ("half", "bfloat") else acc_ctype
-    em.emit(f"{sum_ctype} {acc} = {cvar.at(REG)};")
-    x = widen(em, a.type.element, sum_ctype, abuf.element([*batch, m, k]))  # fp8: decoded (fp8_msl)
-    y = widen(em, b.type.element, sum_ctype, bbuf.element([*batch, k, nn]))
-    if d.type.is_float:
-        step = f"{acc} = fma({x}, {y}, {acc});"
-    else:  # integer dots wrap (signed overflow is undefined in MSL): accumulate in the unsigned type
-        u = msl_scalar(d.type.element, unsigned=True)
-        step = f"{acc} = as_type<{sum_ctype}>({u}({acc}) + {u}({x}) * {u}({y}));"
-    em.emit(f"for (int {k} = 0; {k} < {k_size}; ++{k}) {step}")
-    em.emit(f"{out.name}[{REG}] = {acc_ctype}({acc});" if sum_ctype != acc_ctype else f"{out.name}[{REG}] = {acc};")
-    em.depth -= 1
-    em.emit("}")
+    chunked = kc < k_size
+    sums = out
+    if chunked:
+        if sum_ctype != acc_ctype:
+            sums = Var(em.fresh_own("dot_sums"), sum_ctype, n)
+            em.emit(f"{sum_ctype} {sums.name}[{n}];")
+        em.emit_loop(n, lambda i: f"{sums.name}[{i}] = {cvar.at(i)};")
+    em.emit(f"// tt.dot {'x'.join(map(str, a.type.shape[-2:]))} x {'x'.join(map(str, b.type.shape[-2:]))}: "
+            f"FMA loop over K = {k_size} per accumulator register"
+            + (f", operands staged in K chunks of {kc}" if chunked else ""))
+    with _k_chunks(em, operands, k_size, kc) as k0:
+        em.emit(f"for (uint {REG} = 0; {REG} < {n}; ++{REG}) {{")
+        em.depth += 1
+        names = []
+        for dim in range(rank):
+            name = em.fresh_own(("dot_b", "dot_m", "dot_n")[dim - rank + 3])
+            em.emit(f"const int {name} = {em.coord_expr(d.layout, dim, REG)};")
+            names.append(name)
+        batch, m, nn = names[:-2], names[-2], names[-1]
+        acc = em.fresh_own("dot_acc")
+        k = em.fresh_own("dot_k")
+        em.emit(f"{sum_ctype} {acc} = {(sums if chunked else cvar).at(REG)};")
+        x = widen(em, a.type.element, sum_ctype, _read(operands[0], [*batch, m, k], k, k0))  # fp8: decoded
+        y = widen(em, b.type.element, sum_ctype, _read(operands[1], [*batch, k, nn], k, k0))
+        if d.type.is_float:
+            step = f"{acc} = fma({x}, {y}, {acc});"
+        else:  # integer dots wrap (signed overflow is undefined in MSL): accumulate in the unsigned type
+            u = msl_scalar(d.type.element, unsigned=True)
+            step = f"{acc} = as_type<{sum_ctype}>({u}({acc}) + {u}({x}) * {u}({y}));"
+        em.emit(f"for (int {k} = 0; {k} < {kc}; ++{k}) {step}")
+        if chunked:
+            em.emit(f"{sums.name}[{REG}] = {acc};")
+        else:
+            em.emit(f"{out.name}[{REG}] = {acc_ctype}({acc});" if sum_ctype != acc_ctype
+                    else f"{out.name}[{REG}] = {acc};")
+        em.depth -= 1
+        em.emit("}")
+    if sums is not out:
+        em.emit_loop(n, lambda i: f"{out.name}[{i}] = {acc_ctype}({sums.name}[{i}]);")
     em.alias(d, out)
     if scratch.end:
         em.barrier()
 
 
-def _lower_simdgroup(em, op):
+def _lower_simdgroup(em, op, kc: int, band: int | None = None):
     a, b, c = op.operands
     d = op.results[0]
     m_size, k_size = a.type.shape
@@ -464,42 +676,45 @@ def _lower_simdgroup(em, op):
     cvar = em.var(c)
     carried = isinstance(cvar, Fragments)
     blk = cvar.blocking if carried else blocking(m_size, n_size, em.options.num_warps)
+    band = band or m_size
     scratch = _Scratch(em)
     em.emit(f"// tt.dot {m_size}x{k_size} x {k_size}x{n_size} on simdgroup_matrix: {blk.wm}x{blk.wn} simdgroups, "
             f"each {blk.tm}x{blk.tn} 8x8 accumulator tiles in registers"
-            + (" across the loop" if carried else ""))
-    staged = [_needs_staging(em, v, SIMDGROUP_OPERANDS[v.type.element])
-              or _fragment_view(shared_source(em, v)) is None for v in (a, b)]
-    tile = None if carried else scratch.buffer(d.type.element, (m_size, n_size), "dot_tile")
-    if not carried or any(staged):
+            + (" across the loop" if carried else "") + (f", operands staged in K chunks of {kc}" if kc < k_size else "")
+            + (f", the result through threadgroup memory {band} rows at a time" if band < m_size else ""))
+    operands = _operands(em, op, True)
+    staged = any(o.source is not None for o in operands)
+    tile = None if carried else scratch.buffer(d.type.element, (band, n_size), "dot_tile")
+    if not carried or staged:
         em.barrier()  # the scratch may still be read by the op before
-    if tile is not None and cvar.is_array:
+    rounds = band < m_size
+    if tile is not None and cvar.is_array and not rounds:
         store_registers(em, tile, c)
-    views = []
-    for v, hint, stage in ((a, "dot_a", staged[0]), (b, "dot_b", staged[1])):
-        buf = _stage(em, v, SIMDGROUP_OPERANDS[v.type.element], scratch, hint) if stage else shared_source(em, v)
-        views.append((buf, *_fragment_view(buf)))
-    if any(staged) or (tile is not None and cvar.is_array):
+    _place(em, operands, scratch, kc, k_size)
+    if (staged and kc == k_size) or (tile is not None and cvar.is_array and not rounds):
         em.barrier()
     if carried:
         frags = cvar
     else:
         frags = _declare_fragments(em, d.type.element, blk, "acc_frags")
-        _fill_fragments(em, frags, tile if cvar.is_array else None, c)
-    _multiply_accumulate(em, frags, views, k_size)
+        if rounds and cvar.is_array:
+            _fill_fragments_in_bands(em, frags, tile, c, band)
+        else:
+            _fill_fragments(em, frags, tile if cvar.is_array else None, c)
+    with _k_chunks(em, operands, k_size, kc) as k0:
+        _multiply_accumulate(em, frags, [_fragment_operand(o, k0) for o in operands], kc)
     if carried:
         em.alias(d, frags)
-        if any(staged):
+        if staged:
             em.barrier()  # the next op may overwrite the staged operands
         return
-    _fragments_to_registers(em, frags, d, tile)
+    if rounds:
+        _fragments_to_registers_in_bands(em, frags, d, tile, band)
+    else:
+        _fragments_to_registers(em, frags, d, tile)
 
 
-def _stage(em, value, element, scratch, hint):
-    """A row-major copy of `value`'s registers in the scratch, converted to `element`."""
-    staged = scratch.buffer(element, value.type.shape, hint)
-    src = em.var(value)
-    em.emit_loop(max(src.nregs, 1),
-                 lambda i: f"{staged.element(coords(em, value.layout, i))} = "
-                           f"{widen(em, value.type.element, msl_scalar(element), src.at(i))};")
-    return staged
+def _fragment_operand(o: _Operand, k0: str) -> tuple:
+    """(buffer, elements per row, transposed, first K index) for _multiply_accumulate."""
+    buf = o.chunk or o.buffer
+    return (buf, *_fragment_view(buf), "" if o.chunk is not None else k0)

@@ -20,7 +20,7 @@ from triton_metal.codegen.threadgroup_arena import element_bytes, memdesc_type
 from triton_metal.codegen.types import msl_scalar, threadgroup_pointer
 from triton_metal.errors import UnsupportedOperationError
 
-__all__ = ["SharedBuffer", "allocate", "element_bytes", "load_registers", "memdesc_type", "row_major_strides",
+__all__ = ["SharedBuffer", "Streamed", "allocate", "element_bytes", "load_registers", "memdesc_type", "row_major_strides",
            "shared_source", "store_registers"]
 
 
@@ -115,9 +115,19 @@ class Rematerialized(Var):
     value: object = None
 
 
+@dataclass
+class Streamed(Var):
+    """A buffer that gets no threadgroup memory (threadgroup_arena, stream_dot_operands): the tt.dot
+    reading it stages the registers it holds (`value`, an IR value) K chunk by K chunk (lower_dot)."""
+    value: object = None
+
+
 @lowers("ttg.local_alloc")
 def lower_local_alloc(em, op):
     result = op.results[0]
+    if result.id in em.arena.streamed:
+        em.alias(result, Streamed(em.var(op.operands[0]).name, "", value=op.operands[0]))
+        return
     if result.id in em.arena.rematerialized:
         em.alias(result, Rematerialized(em.var(op.operands[0]).name, "", value=op.operands[0]))
         return
@@ -142,6 +152,9 @@ def lower_local_store(em, op):
 @lowers("ttg.local_load")
 def lower_local_load(em, op):
     buf = em.var(op.operands[0])
+    if isinstance(buf, Streamed):  # only tt.dot reads it: the dot stages the registers
+        em.alias(op.results[0], buf)
+        return
     if isinstance(buf, Rematerialized):  # written here, just before its reader, from the registers
         shape, element = memdesc_type(op.operands[0])
         registers = buf.value
