@@ -244,3 +244,79 @@ def test_accumulator_from_registers_in_bands():
     kernel = dot_add_kernel[(1,)](x, y, w, z, M=128, N=128, K=64)
     assert "rows at a time" in _msl(kernel)
     torch.testing.assert_close(z.double(), x.double() @ y.double() + w.double(), rtol=1e-5, atol=1e-4)
+
+
+@triton.jit
+def shared_operand_kernel(a_ptr, b_ptr, d_ptr, c_ptr, e_ptr, M: tl.constexpr, N: tl.constexpr, K: tl.constexpr):
+    """One operand read by two dots (its local_alloc streamed to both)."""
+    m, n, k = tl.arange(0, M), tl.arange(0, N), tl.arange(0, K)
+    a = tl.load(a_ptr + m[:, None] * K + k[None, :])
+    b = tl.load(b_ptr + k[:, None] * N + n[None, :])
+    d = tl.load(d_ptr + k[:, None] * N + n[None, :])
+    tl.store(c_ptr + m[:, None] * N + n[None, :], tl.dot(a, b))
+    tl.store(e_ptr + m[:, None] * N + n[None, :], tl.dot(a, d))
+
+
+def test_one_operand_of_two_dots():
+    a, b, d = _randn(64, 128), _randn(128, 64, seed=1), _randn(128, 64, seed=2)
+    c, e = torch.empty(64, 64), torch.empty(64, 64)
+    kernel = shared_operand_kernel[(1,)](a, b, d, c, e, M=64, N=64, K=128)
+    assert _chunk(_msl(kernel)) is not None
+    torch.testing.assert_close(c.double(), a.double() @ b.double(), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(e.double(), a.double() @ d.double(), rtol=1e-5, atol=1e-4)
+
+
+def test_bf16_operands_staged_as_float_in_chunks():
+    # bf16 tiles are staged as float for simdgroup_matrix (exact): 64x128 and 128x128 floats.
+    x, y = _randn(64, 128, dtype=torch.bfloat16), _randn(128, 128, dtype=torch.bfloat16, seed=1)
+    z, msl = _dot(x, y)
+    assert _chunk(msl) is not None and "simdgroup_multiply_accumulate" in msl
+    torch.testing.assert_close(z.double(), x.double() @ y.double(), rtol=1e-5, atol=1e-4)
+
+
+@triton.jit
+def attention_like_kernel(q_ptr, k_ptr, o_ptr, L, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    """q loaded once before the loop, read by a dot in every iteration (attention's q @ k^T)."""
+    m, n, d = tl.arange(0, BM), tl.arange(0, BN), tl.arange(0, D)
+    q = tl.load(q_ptr + m[:, None] * D + d[None, :])
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for start in range(0, L, BN):
+        k = tl.load(k_ptr + (start + n)[None, :] * D + d[:, None])  # k^T tile, D x BN
+        acc += tl.dot(q, k)
+    tl.store(o_ptr + m[:, None] * BN + n[None, :], acc)
+
+
+def test_loop_invariant_operand_staged_in_every_iteration():
+    # q 64x128 f32 (32 KiB) for the whole loop and 128x64 k^T tiles (32 KiB): q is staged from its
+    # registers in each iteration, in K chunks.
+    q, k = _randn(64, 128), _randn(256, 128, seed=1)
+    o = torch.empty(64, 64)
+    kernel = attention_like_kernel[(1,)](q, k, o, 256, D=128, BM=64, BN=64)
+    assert _chunk(_msl(kernel)) is not None
+    ref = sum(q.double() @ k[s:s + 64].double().T for s in range(0, 256, 64))
+    torch.testing.assert_close(o.double(), ref, rtol=1e-5, atol=1e-3)
+
+
+@triton.jit
+def loaded_accumulator_kernel(a_ptr, b_ptr, c_ptr, M: tl.constexpr, N: tl.constexpr, K: tl.constexpr,
+                              BK: tl.constexpr):
+    """A loop-carried accumulator that starts from loaded registers (c += a @ b over K)."""
+    m, n, k = tl.arange(0, M), tl.arange(0, N), tl.arange(0, BK)
+    acc = tl.load(c_ptr + m[:, None] * N + n[None, :])
+    for k0 in range(0, K, BK):
+        a = tl.load(a_ptr + m[:, None] * K + (k0 + k)[None, :])
+        b = tl.load(b_ptr + (k0 + k)[:, None] * N + n[None, :])
+        acc = tl.dot(a, b, acc)
+    tl.store(c_ptr + m[:, None] * N + n[None, :], acc)
+
+
+def test_carried_accumulator_entering_and_leaving_in_bands():
+    # 128x128 f32 accumulator (64 KiB) from registers: into the fragments before the loop and out after it
+    # a band of rows per round; f16 operand tiles of 32 KiB each in K chunks.
+    a, b = _randn(128, 256, dtype=torch.float16), _randn(256, 128, dtype=torch.float16, seed=1)
+    c0 = _randn(128, 128, seed=2)
+    c = c0.clone()
+    kernel = loaded_accumulator_kernel[(1,)](a, b, c, M=128, N=128, K=256, BK=128)
+    msl = _msl(kernel)
+    assert "across the loop" in msl and msl.count("rows per round") == 2
+    torch.testing.assert_close(c.double(), c0.double() + a.double() @ b.double(), rtol=1e-4, atol=1e-3)

@@ -4,7 +4,6 @@ order, and kernels whose buffers fit 32 KiB only when buffers that are never liv
 import itertools
 import re
 
-import pytest
 import torch
 import triton
 import triton.language as tl
@@ -12,7 +11,6 @@ from triton_metal.codegen.ir_reader import Block as IrBlock
 from triton_metal.codegen.ir_reader import Op, Value
 from triton_metal.codegen.threadgroup_arena import END, Block, LiveRange, OpOrder, buffer_ranges, first_fit
 from triton_metal.codegen.types import TensorType
-from triton_metal.errors import ThreadgroupMemoryError
 
 
 # ---- the allocator ----------------------------------------------------------------------------------
@@ -208,18 +206,3 @@ def test_dot_operand_buffers_that_do_not_fit_get_no_bytes(compile_msl):
     msl, metadata = compile_msl(wide_dot_kernel, sig, {"M": 128, "N": 128, "K": 64})
     assert metadata.shared <= 32768
     assert "_smem" not in msl and re.search(r"operands staged in K chunks of \d+", msl)
-
-
-@triton.jit
-def wide_gather_kernel(src_ptr, idx_ptr, out_ptr, N: tl.constexpr):
-    i = tl.arange(0, N)
-    tile = i[:, None] * N + i[None, :]
-    tl.store(out_ptr + tile, tl.gather(tl.load(src_ptr + tile), tl.load(idx_ptr + tile), axis=0))
-
-
-def test_threadgroup_memory_that_does_not_fit_names_the_bytes_needed(compile_msl):
-    sig = {"src_ptr": "*fp32", "idx_ptr": "*i32", "out_ptr": "*fp32", "N": "constexpr"}
-    with pytest.raises(ThreadgroupMemoryError) as info:
-        compile_msl(wide_gather_kernel, sig, {"N": 128})  # tl.gather stages its whole source: 64 KiB
-    assert info.value.required >= 128 * 128 * 4
-    assert f"Required: {info.value.required} bytes" in str(info.value)

@@ -3,7 +3,10 @@
 Triton's accelerate_matmul is NVIDIA-only, so `tt.dot` reaches us on the accumulator's blocked
 layout, its operands in `#ttg.dot_op` layouts, usually read from threadgroup memory by
 `ttg.local_load` (see lower_shared). Both paths read A and B from threadgroup memory: the
-buffer the operand was loaded from when there is one, else a copy staged in the scratch.
+buffer the operand was loaded from when there is one, else a copy staged in the scratch from
+registers. A copy that does not fit whole (and every operand whose buffer the arena left out, see
+threadgroup_arena's stream_dot_operands) is staged a K chunk at a time, inside a loop over K; a result
+or accumulator tile that does not fit the memory left passes through it a band of rows per round.
 
 * simdgroup_matrix path (M, N, K multiples of 8; f32/f16/bf16 inputs; f32 or f16 accumulator):
   register blocking as MLX's steel GEMM and ggml-metal's kernel_mul_mm do it. The 8x8 output
