@@ -1,10 +1,8 @@
 """The simulator runtime: MSL compiled as C++ and run on the CPU, torch CPU tensors as memory."""
 from __future__ import annotations
 
-import _ctypes
 import gc
 import os
-import weakref
 
 from triton_metal.runtime.base import Capabilities, Runtime
 from triton_metal.runtime.chips import DEFAULT_SIMULATED_CHIP, chip
@@ -52,12 +50,8 @@ class SimRuntime(Runtime):
     def release(self) -> int:
         """Forget the simulator's loaded kernels and unload (dlclose) the libraries nobody references any
         more; returns how many were unloaded. A kernel a caller still holds stays loaded: unloading it
-        would make its next launch crash."""
-        dropped = [(weakref.ref(k), k._lib._handle) for k in executor.clear_memo()]
+        would make its next launch crash (each library goes with its kernel, SimKernel._load)."""
+        before = executor.unloaded_count()
+        executor.clear_memo()
         gc.collect()
-        unloaded = 0
-        for ref, handle in dropped:
-            if ref() is None:  # unreachable: nothing can call into the library any more
-                _ctypes.dlclose(handle)
-                unloaded += 1
-        return unloaded
+        return executor.unloaded_count() - before

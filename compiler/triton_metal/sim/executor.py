@@ -15,10 +15,13 @@ zero as Apple GPUs do; ``ieee``: the CPU's gradual underflow, for comparison; se
 """
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import os
 import re
 import threading
+import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 from triton_metal import numerics
@@ -34,7 +37,13 @@ TM_LAUNCH_FLUSH_DENORMALS = 8
 
 _runtime = None
 _runtime_lock = threading.Lock()
-_kernels: dict = {}
+# The kernels loaded most recently, for reuse by MSL. Each holds a dlopen'ed library (about 5 memory
+# maps); a library is unloaded when its kernel is garbage (SimKernel._load), so the memo is bounded:
+# a long session (the whole of upstream's test_core in one worker) would otherwise exhaust the
+# process's 65,530 memory maps and crash in whatever maps memory next.
+MEMO_LIMIT = 1024
+_kernels: OrderedDict = OrderedDict()
+_unloaded = [0]  # libraries unloaded so far (SimRuntime.release reports the difference)
 
 
 def _load_runtime() -> None:
@@ -53,6 +62,10 @@ def build_kernel(msl_source: str, kernel_name: str) -> SimKernel:
     if kernel is None:
         _load_runtime()
         kernel = _kernels[memo] = SimKernel(_build.build(msl_source, kernel_name), msl_source)
+        while len(_kernels) > MEMO_LIMIT:
+            _kernels.popitem(last=False)  # (still loaded while a caller holds it)
+    else:
+        _kernels.move_to_end(memo)
     return kernel
 
 
@@ -67,12 +80,20 @@ def strict_enabled() -> bool:
     raise SimLaunchError(f"TRITON_METAL_SIM_STRICT={raw!r}: use 1 (strict mode) or 0")
 
 
-def clear_memo() -> list:
-    """Forget every loaded kernel and return them (for ``SimRuntime.release``, which
-    unloads the libraries of those nobody references any more)."""
-    kernels = list(_kernels.values())
+def clear_memo() -> None:
+    """Forget every loaded kernel: the libraries of those nobody else references are unloaded when
+    they are collected (``SimRuntime.release`` collects them)."""
     _kernels.clear()
-    return kernels
+
+
+def unloaded_count() -> int:
+    """How many kernel libraries have been unloaded in this process."""
+    return _unloaded[0]
+
+
+def _unload(handle: int) -> None:
+    _ctypes.dlclose(handle)
+    _unloaded[0] += 1
 
 
 def _cpu_count() -> int:
@@ -169,6 +190,9 @@ class SimKernel:
         except OSError as e:
             raise SimCompileError(f"could not load the library of kernel '{self.name}': {e}",
                                   metal_path=self.metal_path) from None
+        # Unloaded with the kernel: nothing can call into the library once the kernel (which holds its
+        # function pointer) is unreachable. Not at exit: the process unmaps everything then.
+        weakref.finalize(self, _unload, lib._handle).atexit = False
         fn = lib.tm_dispatch
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint32),
