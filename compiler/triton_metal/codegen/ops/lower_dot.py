@@ -596,16 +596,14 @@ def lower_dot(em, op):
     if a.type.element != b.type.element:
         raise em.unsupported(op, f"operands of different types ({a.type.element} x {b.type.element})",
                              "cast both operands to the same type before tl.dot")
-    k_size = a.type.shape[-1]
-    carried = isinstance(em.var(op.operands[2]), Fragments)
-    kc = _k_chunk(k_size, _operands(em, op, True), _free_threadgroup_bytes(em), TILE) if carried else None
-    if carried:  # carried_accumulators checked that the path applies and 8-deep chunks fit
-        _lower_simdgroup(em, op, kc or k_size)
+    k_size, free = a.type.shape[-1], _free_threadgroup_bytes(em)
+    if isinstance(em.var(op.operands[2]), Fragments):  # carried_accumulators checked 8-deep chunks fit
+        _lower_simdgroup(em, op, _k_chunk(k_size, _operands(em, op, True), free, TILE) or k_size)
     elif (plan := _simdgroup_plan(em, op)) is not None:
         _lower_simdgroup(em, op, *plan)
-    else:
+    else:  # (K whole when not even one-deep chunks fit: the arena's error names the bytes)
         em.barrier()  # the scratch may still be read by the op before
-        _lower_fma(em, op, _k_chunk(k_size, _operands(em, op, False), _free_threadgroup_bytes(em)) or k_size)
+        _lower_fma(em, op, _k_chunk(k_size, _operands(em, op, False), free) or k_size)
     for operand in (a, b):
         drop_unread_load(em, operand)
 
