@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from triton_metal.abi import MAX_THREADGROUP_MEMORY
 from triton_metal.codegen.emitter import Var, lowers
 from triton_metal.codegen.fp8_msl import widen
+from triton_metal.codegen.ops.lower_layout import in_window
 from triton_metal.codegen.ops.lower_shared import (
     SharedBuffer,
     Streamed,
@@ -109,12 +110,15 @@ class _Operand:
     chunk: SharedBuffer | None = None
 
     def chunk_shape(self, kc: int) -> tuple:
-        shape = list(self.value.type.shape)
-        shape[self.k_dim] = kc
-        return tuple(shape)
+        return _k_sliced(self.value.type.shape, self.k_dim, kc)
 
     def chunk_bytes(self, kc: int) -> int:
         return 0 if self.buffer is not None else _bytes(self.element, self.chunk_shape(kc))
+
+
+def _k_sliced(shape, k_dim: int, kc: int) -> tuple:
+    """`shape` with its K axis `k_dim` cut to `kc`: the shape of a K chunk."""
+    return tuple(kc if d == k_dim else n for d, n in enumerate(shape))
 
 
 def _operands(em, op, simdgroup: bool) -> list:
@@ -353,11 +357,10 @@ def _tiles_in_band(em, frags: Fragments, r0: str, band: int, statement) -> None:
 
 
 def _registers_in_band(em, value, r0: str, band: int, statement) -> None:
-    """`statement(register, band row, column)` for the registers of `value` within rows [r0, r0 + band)
-    (the row's offset wraps around, unsigned, below the band: one comparison)."""
+    """`statement(register, band row, column)` for the registers of `value` within rows [r0, r0 + band)."""
     def text(i):
         row, col = coords(em, value.layout, i)
-        return f"{{ uint {AT} = uint({row}) - {r0}; if ({AT} < {band}) {statement(i, AT, col)} }}"
+        return in_window(row, r0, band, statement(i, AT, col))
     em.emit_loop(max(em.nregs(value), 1), text)
 
 
@@ -501,7 +504,7 @@ def carried_accumulators(em, loop) -> dict:
             source = producers.get(v.id)
             if (source is None or source.name != "ttg.local_load" or memdesc_type(source.operands[0])[1] != element
                     or source.operands[0].id in em.arena.streamed):
-                staged += _bytes(element, (TILE, v.type.shape[1]) if k_dim == 0 else (v.type.shape[0], TILE))
+                staged += _bytes(element, _k_sliced(v.type.shape, k_dim, TILE))
         after = _op_after(em, loop) or dot  # where the fragments are converted (leave_loop)
         if (staged <= MAX_THREADGROUP_MEMORY - em.arena.bytes_live(dot)
                 and _band_rows(em, after, dot.results[0]) and _band_rows(em, dot, dot.results[0])):
@@ -525,9 +528,9 @@ def enter_loop(em, dot, init) -> Fragments:
     blk = blocking(m, n, em.options.num_warps)
     em.emit("// the accumulator of tt.dot stays in simdgroup_matrix registers across the loop")
     frags = _declare_fragments(em, d.type.element, blk, (init.name_hint or "acc") + "_frags")
-    tile = None
-    band = _band_rows(em, dot, d) if em.var(init).is_array else m
+    tile, band = None, m
     if em.var(init).is_array:
+        band = _band_rows(em, dot, d)
         with _scratch_of(em, dot):
             tile = _Scratch(em).buffer(d.type.element, (band, n), "dot_tile")
     if band < m:  # (each round starts with a barrier: the scratch may still be read by the op before)
@@ -689,10 +692,11 @@ def _lower_simdgroup(em, op, kc: int, band: int | None = None):
     if not carried or staged:
         em.barrier()  # the scratch may still be read by the op before
     rounds = band < m_size
-    if tile is not None and cvar.is_array and not rounds:
+    init_whole = tile is not None and cvar.is_array and not rounds  # the accumulator into the tile, in one go
+    if init_whole:
         store_registers(em, tile, c)
     _place(em, operands, scratch, kc, k_size)
-    if (staged and kc == k_size) or (tile is not None and cvar.is_array and not rounds):
+    if (staged and kc == k_size) or init_whole:
         em.barrier()
     if carried:
         frags = cvar

@@ -98,19 +98,26 @@ def _through_threadgroup_memory_in_rounds(em, src, src_value, dst_value, project
     em.emit(f"for (uint {ROUND} = 0; {ROUND} < {rounds}; ++{ROUND}) {{  "
             f"// {slab} of {src_value.type.numel} elements per round")
     em.depth += 1
-    em.emit_loop(src.nregs, lambda i: f"{{ uint {AT} = uint({linear_index(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))])}) - {ROUND} * {slab}; "
-                 f"if ({AT} < {slab}) {ptr}[{AT}] = {src.at(i)}; }}")
+    em.emit_loop(src.nregs, lambda i: in_window(
+        linear_index(shape, [em.coord_expr(src_layout, d, i) for d in range(len(shape))]), f"{ROUND} * {slab}", slab,
+        f"{ptr}[{AT}] = {src.at(i)};"))
     em.barrier()
 
     def read(i):
         src_coord = project_exprs(project, [em.coord_expr(dst_layout, d, i) for d in range(dst_layout.rank)], len(shape))
-        return (f"{{ uint {AT} = uint({linear_index(shape, src_coord)}) - {ROUND} * {slab}; "
-                f"if ({AT} < {slab}) {var.name}[{i}] = {ptr}[{AT}]; }}")
+        return in_window(linear_index(shape, src_coord), f"{ROUND} * {slab}", slab, f"{var.name}[{i}] = {ptr}[{AT}];")
     em.emit_loop(var.nregs, read)
     em.barrier()
     em.depth -= 1
     em.emit("}")
     return em.alias(dst_value, var)
+
+
+def in_window(index: str, start: str, length: int, statement: str) -> str:
+    """`statement` (which names the offset own_names.AT) when `index` is in [start, start + length): the
+    offset wraps around, unsigned, below the window, so one comparison tells. For what passes through
+    threadgroup memory a round at a time."""
+    return f"{{ uint {AT} = uint({index}) - {start}; if ({AT} < {length}) {statement} }}"
 
 
 def project_exprs(project, coord_exprs, src_rank):
